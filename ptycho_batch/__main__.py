@@ -1,0 +1,5 @@
+"""`python -m ptycho_batch` is the `ptybatch` command."""
+
+from ptycho_batch.cli import main
+
+raise SystemExit(main())

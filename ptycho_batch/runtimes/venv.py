@@ -1,0 +1,120 @@
+"""The `venv` runtime: one virtual environment per backend, built from its requirements file.
+
+Environments are cached under the ptybatch cache, keyed by a hash of the requirements text, the
+Python version and the location of this package, so they are reused across runs and rebuilt when
+the file changes. The package itself is exposed through a `.pth` file pointing at a directory with
+a single symlink to `ptycho_batch/`: the workloads import from the live source and nothing else
+of the runner's site-packages leaks into the backend's environment.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ptycho_batch.paths import PACKAGE_DIR, cache_dir
+from ptycho_batch.progress import spinner
+from ptycho_batch.runtimes.base import Launch, Runtime, RuntimeUnavailable
+
+_READY = "ptybatch-ready"
+
+
+def venv_key(requirements: Path) -> str:
+    """Hash of what determines the environment's content."""
+    digest = hashlib.sha256()
+    digest.update(requirements.read_bytes())
+    digest.update(sys.version.encode())
+    digest.update(str(PACKAGE_DIR).encode())
+    return digest.hexdigest()[:16]
+
+
+def _site_packages(root: Path) -> Path:
+    return root / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def _expose_package(root: Path) -> None:
+    src = root / "ptybatch-src"
+    src.mkdir(exist_ok=True)
+    link = src / PACKAGE_DIR.name
+    if not link.is_symlink() or link.resolve() != PACKAGE_DIR:
+        tmp = src / f".{PACKAGE_DIR.name}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(PACKAGE_DIR, target_is_directory=True)
+        tmp.replace(link)
+    (_site_packages(root) / "ptybatch.pth").write_text(f"{src}\n")
+
+
+def ensure_venv(requirements: Path, label: str = "") -> Path:
+    """Return the root of a ready environment for `requirements`, building it once under a lock."""
+    requirements = requirements.resolve()
+    if not requirements.is_file():
+        raise RuntimeUnavailable(f"requirements file not found: {requirements}")
+    name = f"{label or requirements.parent.name}-{venv_key(requirements)}"
+    root = cache_dir() / "venvs" / name
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / _READY).exists():
+            _build(root, requirements)
+        _expose_package(root)
+    return root
+
+
+def _build(root: Path, requirements: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+    log = root.with_suffix(".build.log")
+    steps = [
+        [sys.executable, "-m", "venv", str(root)],
+        [str(root / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+         "-r", str(requirements)],
+    ]
+    with open(log, "w") as out, spinner(f"building venv {root.name} from {requirements.name}"):
+        for step in steps:
+            out.write(f"$ {' '.join(step)}\n")
+            out.flush()
+            if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode:
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                raise RuntimeUnavailable(f"building venv {root} failed (log: {log}):\n" + "\n".join(tail))
+    (root / _READY).write_text(requirements.read_text())
+
+
+class VenvRuntime(Runtime):
+    """Runs the job with the backend's venv first on PATH, like an activated environment."""
+
+    name = "venv"
+
+    def __init__(self, requirements: Path, label: str = "") -> None:
+        self.requirements = requirements
+        self.label = label
+        self._root: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            self._root = ensure_venv(self.requirements, self.label)
+        return self._root
+
+    def prepare(self) -> None:
+        _ = self.root
+
+    def env(self, launch: Launch) -> dict[str, str]:
+        env = dict(launch.env)
+        bindir = str(self.root / "bin")
+        env["PATH"] = bindir + (":" + env["PATH"] if env.get("PATH") else "")
+        env["VIRTUAL_ENV"] = str(self.root)
+        return env
+
+    def argv(self, launch: Launch) -> list[str]:
+        program = launch.argv[0]
+        if "/" not in program:
+            found = shutil.which(program, path=self.env(launch)["PATH"])
+            if found:
+                return [found, *launch.argv[1:]]
+        return list(launch.argv)
+
+    def identity(self) -> str:
+        return f"venv:{venv_key(self.requirements.resolve())}"
