@@ -63,9 +63,17 @@ def test_sbatch_wait_job_runs_and_sacct_reports_completed(slurm: None, tmp_path:
 def test_afterok_chain_runs_in_order(slurm: None, tmp_path: Path) -> None:
     first = sbatch("--wrap", "sleep 1; echo first >> order", cwd=tmp_path)
     second = sbatch(f"--dependency=afterok:{first}", "--wrap", "echo second >> order", cwd=tmp_path)
-    sbatch("--wait", f"--dependency=afterok:{second}", "--wrap", "echo third >> order", cwd=tmp_path)
+    sbatch(f"--dependency=afterok:{second}", "--wrap", "echo third >> order", cwd=tmp_path)
+    # poll the file, not `sbatch --wait`: its back-off polling alone takes about 10 s here
 
-    assert (tmp_path / "order").read_text().split() == ["first", "second", "third"]
+    order = tmp_path / "order"
+    lines = wait_for(lambda: _lines_when(order, 3), 60, "three jobs to write their line")
+    assert lines == ["first", "second", "third"]
+
+
+def _lines_when(path: Path, count: int) -> list[str] | None:
+    lines = path.read_text().split() if path.exists() else []
+    return lines if len(lines) >= count else None
 
 
 def test_failed_upstream_leaves_dependent_pending_until_scancel(slurm: None, tmp_path: Path) -> None:

@@ -1,0 +1,182 @@
+"""The `ptybatch` command: parse arguments, call the modules, print. No logic of its own.
+
+Exit codes: 0 success (every required job completed), 1 a required job failed, 2 invalid input,
+3 the campaign is already being run, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ptycho_batch import __version__
+from ptycho_batch.journal import CampaignBusy, JobState
+from ptycho_batch.runtimes.base import RuntimeUnavailable
+from ptycho_batch.spec import SpecError, find_campaign, parse_overrides
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _campaign_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("campaign", help="campaign file, or a name looked up in ./jobs/")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PARAM=VALUE",
+                        help="override a param for this run (recorded in the frozen campaign)")
+    parser.add_argument("--only", action="append", default=[], metavar="JOB|BACKEND",
+                        help="run only these jobs (with everything upstream of them)")
+    parser.add_argument("--out", type=Path, help="output root (default: the campaign's `out`, relative to its file)")
+    parser.add_argument("--runtime", choices=["host", "venv", "podman", "docker", "apptainer", "charliecloud", "auto"],
+                        help="use this runtime for every backend in this run")
+    parser.add_argument("--force", action="store_true", help="rerun every job, even those with a matching cache key")
+    parser.add_argument("--rerun-failed", action="store_true",
+                        help="run only what did not complete before; keep every completed job as it is")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ptybatch", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ptybatch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check a campaign file; report every problem with file:line:col")
+    validate.add_argument("campaign")
+    commands.add_parser("schema", help="print the campaign JSON Schema (for editor completion)")
+
+    plan = commands.add_parser("plan", help="show what a submit would run or reuse, and why")
+    _campaign_options(plan)
+    plan.add_argument("--json", action="store_true")
+
+    submit = commands.add_parser("submit", help="run a campaign")
+    _campaign_options(submit)
+    submit.add_argument("--executor", choices=["local"], default="local")
+    submit.add_argument("--jobs", "-j", type=int, help="jobs at once (default: CPU count, or one per visible GPU)")
+
+    status = commands.add_parser("status", help="the state of a run's jobs, from its journal")
+    status.add_argument("target", nargs="?", help="run dir, run id, campaign file or name, or out dir (default: newest)")
+    status.add_argument("--out", type=Path)
+    status.add_argument("--json", action="store_true")
+
+    report = commands.add_parser("report", help="(re)write a run's artifact inventory from its journal")
+    report.add_argument("target", nargs="?")
+    report.add_argument("--out", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SpecError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    except RuntimeUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except CampaignBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BUSY
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ptycho_batch.spec import load_campaign
+
+    path = find_campaign(args.campaign)
+    campaign, _ = load_campaign(path)
+    print(f"{path}: OK ({len(campaign.jobs)} jobs, backends: {', '.join(campaign.backends)})")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from ptycho_batch.spec import Campaign
+
+    print(json.dumps(Campaign.model_json_schema(by_alias=True), indent=2))
+    return EXIT_OK
+
+
+def _prepare(args: argparse.Namespace):
+    from ptycho_batch.submit import prepare
+
+    return prepare(find_campaign(args.campaign), out=args.out, overrides=parse_overrides(args.overrides),
+                   only=args.only or None, runtime_override=args.runtime)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ptycho_batch.submit import decide
+
+    prepared = _prepare(args)
+    decisions = decide(prepared, force=args.force, rerun_failed=args.rerun_failed)
+    if args.json:
+        print(json.dumps({name: {"run": d.run, "reason": d.reason, **job.model_dump()}
+                          for (name, job), d in zip(prepared.plan.jobs.items(), decisions.values())}, indent=2))
+        return EXIT_OK
+    from ptycho_batch.views import plan_table, print_renderable
+
+    print_renderable(plan_table(prepared.plan, decisions))
+    return EXIT_OK
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from ptycho_batch.executors.local import LocalExecutor
+    from ptycho_batch.report import inventory_path
+    from ptycho_batch.submit import exit_code, run_campaign
+
+    prepared = _prepare(args)
+    executor = LocalExecutor(args.jobs)
+    started = time.monotonic()
+
+    def on_start(run, states: dict[str, JobState]) -> None:
+        print(f"[ptybatch] run {run.id} of {prepared.plan.campaign}: {len(states)} jobs, "
+              f"executor {executor.name}, journal {run.dir}", flush=True)
+        for state in states.values():
+            if state.final:
+                print(f"[ptybatch] {state.name}: {state.state} ({state.reason})", flush=True)
+
+    def on_change(state: JobState) -> None:
+        detail = state.failure_class or state.reason if state.state != "RUNNING" else None
+        print(f"[ptybatch] {state.name}: {state.state}" + (f" ({detail})" if detail else ""), flush=True)
+
+    try:
+        run, states = run_campaign(prepared, executor, force=args.force, rerun_failed=args.rerun_failed,
+                                   on_start=on_start, on_change=on_change)
+    except KeyboardInterrupt:
+        print("[ptybatch] interrupted: running jobs stopped and recorded CANCELLED", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    from ptycho_batch.views import print_renderable, status_table
+
+    print_renderable(status_table(prepared.plan, states))
+    code = exit_code(prepared.plan, states)
+    print(f"[ptybatch] {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.1f}s; "
+          f"inventory: {inventory_path(prepared.plan)}")
+    return code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ptycho_batch.runs import load_run, locate_run
+
+    run = locate_run(args.target, args.out)
+    plan, states = load_run(run)
+    if args.json:
+        print(json.dumps({"run_id": run.id, "run_dir": str(run.dir), "campaign": plan.campaign,
+                          "jobs": {n: s.model_dump() for n, s in states.items()}}, indent=2, default=str))
+        return EXIT_OK
+    from ptycho_batch.views import print_renderable, status_table
+
+    print(f"{plan.campaign} run {run.id} ({run.dir})")
+    print_renderable(status_table(plan, states))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ptycho_batch.report import write_report
+    from ptycho_batch.runs import load_run, locate_run
+
+    run = locate_run(args.target, args.out)
+    plan, states = load_run(run)
+    print(write_report(plan, run, states))
+    return EXIT_OK
+
+
+COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "submit": cmd_submit,
+            "status": cmd_status, "report": cmd_report}

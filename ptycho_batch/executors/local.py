@@ -1,0 +1,127 @@
+"""The local executor: the embedded default when there is no cluster.
+
+Runs the DAG on this machine with up to N jobs at once (threads that each wait on one child process).
+When GPUs are visible, each job holds one GPU, pinned through CUDA_VISIBLE_DEVICES. Ctrl-C (or SIGTERM)
+stops every job's process group and records CANCELLED; a job whose upstream failed ends SKIPPED.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from ptycho_batch.decisions import upstream_digests
+from ptycho_batch.journal import JobState, Run
+from ptycho_batch.jobrun import ProcessRegistry, run_job
+from ptycho_batch.plan import Plan, PlannedJob, cache_key, cache_parts
+from ptycho_batch.runtimes.base import Runtime
+
+
+def visible_gpus() -> list[str]:
+    """GPU indices from CUDA_VISIBLE_DEVICES when set, else from `nvidia-smi -L`; empty on CPU machines."""
+    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if pinned is not None:
+        return [g for g in pinned.split(",") if g.strip() and g.strip() != "-1"]
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
+
+
+def skip_reason(job: PlannedJob, states: dict[str, JobState]) -> str | None:
+    """Why `job` cannot run because of its upstream, or None when every need completed."""
+    for need in job.needs:
+        upstream = states[need]
+        if upstream.state != "COMPLETED":
+            detail = f" ({upstream.failure_class})" if upstream.failure_class else ""
+            return f"upstream {need} {upstream.state}{detail}"
+    return None
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, max_jobs: int | None = None) -> None:
+        self.gpus = visible_gpus()
+        self.max_jobs = max_jobs or (len(self.gpus) if self.gpus else (os.cpu_count() or 1))
+        self.registry = ProcessRegistry()
+
+    def execute(self, plan: Plan, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState],
+                on_change: Callable[[JobState], None] = lambda s: None) -> dict[str, JobState]:
+        """Run every non-final job of `states` (journaled PENDING) to a final state."""
+        free_gpus = list(self.gpus)
+        running: dict[Future[JobState], tuple[PlannedJob, str | None]] = {}
+        pending = [name for name in plan.jobs if not states[name].final]
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        pool = ThreadPoolExecutor(max_workers=self.max_jobs, thread_name_prefix="ptybatch-job")
+        try:
+            while pending or running:
+                for name in list(pending):
+                    job = plan.jobs[name]
+                    if any(not states[n].final for n in job.needs):
+                        continue
+                    reason = skip_reason(job, states)
+                    if reason:
+                        pending.remove(name)
+                        self._finish(run, job, states, "SKIPPED", reason, on_change)
+                        continue
+                    if len(running) >= self.max_jobs or (self.gpus and job.gpus and not free_gpus):
+                        continue
+                    pending.remove(name)
+                    gpu = free_gpus.pop(0) if self.gpus and job.gpus else None
+                    state = self._prepare(job, runtimes[job.backend], states)
+                    run.write_state(job.slug, state)
+                    on_change(state)
+                    pinned = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else None
+                    future = pool.submit(run_job, job, run, runtimes[job.backend], state,
+                                         pinned_env=pinned, registry=self.registry)
+                    running[future] = (job, gpu)
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job, gpu = running.pop(future)
+                    if gpu is not None:
+                        free_gpus.append(gpu)
+                    states[job.name] = future.result()
+                    on_change(states[job.name])
+        except KeyboardInterrupt:
+            self.registry.cancel_all()
+            for future, (job, _) in running.items():
+                states[job.name] = future.result()
+                on_change(states[job.name])
+            for name in pending:
+                self._finish(run, plan.jobs[name], states, "CANCELLED", "cancelled before it started", on_change)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            signal.signal(signal.SIGTERM, previous)
+        return states
+
+    @staticmethod
+    def _prepare(job: PlannedJob, runtime: Runtime, states: dict[str, JobState]) -> JobState:
+        state = states[job.name]
+        state.state = "RUNNING"
+        state.cache_parts = cache_parts(job, runtime.identity(), upstream_digests(job, states))
+        state.cache_key = cache_key(state.cache_parts)
+        return state
+
+    @staticmethod
+    def _finish(run: Run, job: PlannedJob, states: dict[str, JobState], final: str, reason: str,
+                on_change: Callable[[JobState], None]) -> None:
+        state = states[job.name]
+        state.state = final  # type: ignore[assignment]
+        state.reason = reason
+        run.write_state(job.slug, state)
+        on_change(state)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

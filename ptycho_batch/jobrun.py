@@ -1,0 +1,233 @@
+"""Node-side: run one job end to end. The same code runs under the local executor and on SLURM nodes.
+
+The child writes straight into `cli/<log>` (no pipe through this process), so a crash of the runner
+loses nothing already printed and a killed submitter does not kill the log. After the child ends the
+log is read once: metrics, artifacts and digests, expectations, the verdict, the red or green note.
+`run_job` never raises: any internal error becomes a FAILED record that says what happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from ptycho_batch.envfirewall import build_env, redact
+from ptycho_batch.journal import ArtifactRecord, Attempt, JobState, Run, process_start_time, write_atomic, write_json
+from ptycho_batch.observe import check_expectations, clean_text, extract_metrics
+from ptycho_batch.plan import PlannedJob
+from ptycho_batch.runtimes.base import Launch, Runtime
+from ptycho_batch.triage import classify, red_note_path, write_red_note
+
+TERM_GRACE_S = 5.0
+TAIL_LINES = 40
+
+
+class ProcessRegistry:
+    """The process groups of running jobs, so that Ctrl-C or a cancel stops all of them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.cancelled = False
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs[proc.pid] = proc
+
+    def remove(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.pop(proc.pid, None)
+
+    def cancel_all(self) -> None:
+        self.cancelled = True
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            signal_group(proc.pid, signal.SIGTERM)
+
+
+def signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the job's whole process group, then SIGKILL what is left after a grace period."""
+    signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(TERM_GRACE_S)
+    except subprocess.TimeoutExpired:
+        pass
+    signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def attempt_log(log: Path, attempt: int) -> Path:
+    """`train.log` for the first attempt, `train.attempt2.log` for the second, and so on."""
+    return log if attempt <= 1 else log.with_name(f"{log.stem}.attempt{attempt}{log.suffix}")
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, *,
+            pinned_env: dict[str, str] | None = None, registry: ProcessRegistry | None = None) -> JobState:
+    """Run `job` once as attempt `state.attempt + 1`; return (and journal) its final state."""
+    state.attempt += 1
+    state.state = "RUNNING"
+    state.started = time.time()
+    state.ended = state.exit_code = state.signal = state.failure_class = state.failure_line = None
+    state.red_note = None
+    state.host = socket.gethostname()
+    state.log = str(attempt_log(Path(job.log), state.attempt))
+    try:
+        _execute(job, run, runtime, state, pinned_env or {}, registry or ProcessRegistry())
+    except Exception as exc:  # the runner must always leave a final record behind
+        state.state = "FAILED"
+        state.failure_class = state.failure_class or "exception"
+        state.failure_line = f"ptybatch internal error: {exc!r}"
+        Path(state.log).parent.mkdir(parents=True, exist_ok=True)
+        with open(state.log, "a") as log:
+            log.write(f"\n[ptybatch] internal error while running {job.name}:\n{traceback.format_exc()}")
+    state.ended = state.ended or time.time()
+    state.attempts.append(Attempt(
+        number=state.attempt, state=state.state, log=state.log, exit_code=state.exit_code, signal=state.signal,
+        failure_class=state.failure_class, failure_line=state.failure_line, red_note=state.red_note,
+        started=state.started, ended=state.ended))
+    run.write_state(job.slug, state)
+    return state
+
+
+def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, pinned_env: dict[str, str],
+             registry: ProcessRegistry) -> None:
+    report_dir = Path(job.report_dir)
+    for sub in ("cli", "analysis"):
+        (report_dir / sub).mkdir(parents=True, exist_ok=True)
+    log_path = Path(state.log or job.log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(job.workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+
+    env = build_env(os.environ, job.env, job.pass_env, pinned_env)
+    write_json(report_dir / "analysis" / f"{job.slug}.env.json",
+               {"job": job.name, "runtime": runtime.name, "env": redact(env)})
+    launch = Launch(argv=job.argv, env=env, workdir=workdir,
+                    binds=[report_dir, workdir, *map(Path, job.binds)], gpus=job.gpus)
+
+    timed_out = False
+    with open(log_path, "wb") as log:
+        try:
+            runtime.prepare()
+            argv = runtime.argv(launch)
+            proc = subprocess.Popen(argv, cwd=workdir, env=runtime.env(launch), stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            log.write(f"[ptybatch] cannot start {job.argv[0]!r}: {exc}\n".encode())
+            state.exit_code = 127
+            proc = None
+        if proc is not None:
+            registry.add(proc)
+            state.pid, state.pid_start = proc.pid, process_start_time(proc.pid)
+            run.write_state(job.slug, state)
+            try:
+                proc.wait(timeout=job.timeout_min * 60 if job.timeout_min else None)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                stop_group(proc)
+            finally:
+                registry.remove(proc)
+            state.exit_code = proc.returncode if proc.returncode >= 0 else None
+            state.signal = -proc.returncode if proc.returncode < 0 else None
+    state.ended = time.time()
+    _conclude(job, run, runtime, state, env, timed_out=timed_out,
+              cancelled=registry.cancelled or run.cancel_requested(job.slug))
+
+
+def _conclude(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, env: dict[str, str], *,
+              timed_out: bool, cancelled: bool) -> None:
+    report_dir = Path(job.report_dir)
+    lines = clean_text(Path(state.log or job.log).read_text(errors="replace")).splitlines()
+    metrics, series = extract_metrics("\n".join(lines), job.observe)
+    ran_ok = state.exit_code == 0 and not timed_out and not cancelled
+    missing = _collect_artifacts(job, state, metrics) if ran_ok else []
+    unmet = check_expectations(metrics, job.expect) if ran_ok else []
+    state.metrics = metrics
+    write_json(report_dir / "analysis" / f"{job.slug}.metrics.json",
+               {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series})
+    verdict = classify(lines, exit_code=state.exit_code, signal=state.signal, timed_out=timed_out,
+                       cancelled=cancelled, unmet=unmet, missing=missing)
+    if verdict is None:
+        state.state = "COMPLETED"
+        _write_green(job, state)
+        return
+    state.state = "CANCELLED" if verdict.failure_class == "cancelled" else "FAILED"
+    state.failure_class, state.failure_line = verdict.failure_class, verdict.line
+    if state.state == "FAILED":
+        note = red_note_path(report_dir, job.slug, state.ended or time.time())
+        write_red_note(note, state=state, runtime=runtime.name, argv=job.argv, env_names=list(env),
+                       tail=lines[-TAIL_LINES:], hint=state.hint)
+        state.red_note = str(note)
+
+
+def _collect_artifacts(job: PlannedJob, state: JobState, metrics: dict[str, object]) -> list[str]:
+    """Copy artifacts into analysis/, write digests; return what required ones are missing."""
+    missing: list[str] = []
+    state.artifacts = {}
+    for name, artifact in job.artifacts.items():
+        source = Path(job.workdir) / artifact.source
+        if not source.is_file():
+            if artifact.required:
+                missing.append(f"required artifact {name!r} not found at {artifact.source}")
+            continue
+        dest = Path(artifact.dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copy2(source, tmp)
+        os.replace(tmp, dest)
+        algorithm = artifact.digest or "sha1"  # always recorded: downstream cache keys depend on it
+        record = ArtifactRecord(name=name, path=str(dest), digest=file_digest(dest, algorithm), algorithm=algorithm)
+        if artifact.digest:
+            write_atomic(dest.parent / f"{name}_digest_{job.slug}.txt", f"{record.digest}  {dest.name}\n")
+            metrics[f"{name}.{artifact.digest}"] = record.digest
+        state.artifacts[name] = record
+    return missing
+
+
+def _write_green(job: PlannedJob, state: JobState) -> None:
+    """Passing test logs go to green/; a pass after a blocker gets a `blocker_resolved_` note."""
+    report_dir = Path(job.report_dir)
+    green = report_dir / "green"
+    state.green = []
+    if job.stage == "test":
+        green.mkdir(parents=True, exist_ok=True)
+        copy = green / Path(state.log or job.log).name
+        shutil.copy2(state.log or job.log, copy)
+        state.green.append(str(copy))
+    blockers = sorted((report_dir / "red").glob(f"blocked_*_{job.slug}.md"))
+    if blockers:
+        green.mkdir(parents=True, exist_ok=True)
+        resolved = green / f"blocker_resolved_{job.slug}.md"
+        write_atomic(resolved, "\n".join([
+            f"# Blocker resolved: {job.name}", "",
+            f"- **Blocker note:** `{blockers[-1]}`",
+            f"- **Resolved by attempt {state.attempt}**, log `{state.log}`",
+            f"- **Resolved at:** {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(state.ended or time.time()))}",
+            ""]))
+        state.green.append(str(resolved))
+

@@ -1,0 +1,49 @@
+"""Rich tables for `plan`, `submit` and `status` (the live TUI composes its own from the same pieces)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console, RenderableType
+from rich.markup import escape
+from rich.table import Table
+
+from ptycho_batch.decisions import Decision
+from ptycho_batch.journal import JobState
+from ptycho_batch.plan import Plan
+
+STATE_STYLE = {"COMPLETED": "green", "FAILED": "bold red", "SKIPPED": "yellow", "CANCELLED": "magenta",
+               "RUNNING": "cyan", "PENDING": "dim"}
+
+
+def print_renderable(renderable: RenderableType) -> None:
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)  # logs and pipes: wide rows rather than folded cells
+    console.print(renderable)
+
+
+def plan_table(plan: Plan, decisions: dict[str, Decision]) -> Table:
+    table = Table(title=f"plan: {plan.campaign}", title_justify="left")
+    for column in ("job", "backend", "runtime", "stage", "action", "why", "command"):
+        table.add_column(column, overflow="fold")
+    for name, job in plan.jobs.items():
+        decision = decisions[name]
+        action = "[cyan]run[/]" if decision.run else "[green]reuse[/]"
+        table.add_row(escape(name), job.backend, job.runtime, job.stage, action, escape(decision.reason),
+                      escape(" ".join(job.argv)))
+    return table
+
+
+def status_table(plan: Plan, states: dict[str, JobState]) -> Table:
+    table = Table(title=f"{plan.campaign}", title_justify="left")
+    for column in ("job", "backend", "stage", "state", "attempt", "duration", "detail", "log"):
+        table.add_column(column, overflow="fold")
+    for name, job in plan.jobs.items():
+        state = states[name]
+        style = STATE_STYLE.get(state.state, "")
+        duration = f"{state.duration:.1f}s" if state.duration is not None else ""
+        detail = state.failure_class and f"{state.failure_class}: {state.failure_line or ''}" or state.reason or ""
+        table.add_row(escape(name), job.backend, job.stage, f"[{style}]{state.state}[/]", str(state.attempt or ""),
+                      duration, escape(detail), escape(Path(state.log or job.log).name))
+    return table
