@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ptycho_batch.spec import load_campaign
+    from ptycho_batch.submit import prepare
 
     path = find_campaign(args.campaign)
-    campaign, _ = load_campaign(path)
-    print(f"{path}: OK ({len(campaign.jobs)} jobs, backends: {', '.join(campaign.backends)})")
+    prepared = prepare(path)
+    print(f"{path}: OK ({len(prepared.plan.jobs)} jobs, backends: {', '.join(prepared.campaign.backends)})")
     return EXIT_OK
 
 

@@ -56,7 +56,7 @@ def extract_metrics(text: str, observe: dict[str, str]) -> tuple[dict[str, Any],
     """
     series: dict[str, list[Any]] = {}
     for name, pattern in observe.items():
-        regex = re.compile(pattern)
+        regex = re.compile(pattern, re.MULTILINE)
         for match in regex.finditer(text):
             groups = match.groupdict()
             if not groups:

@@ -1,0 +1,90 @@
+"""Unit tests of the small pure pieces: templates, log cleaning, metrics, expectations, triage, firewall."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptycho_batch.envfirewall import REDACTED, build_env, redact
+from ptycho_batch.observe import check_expectations, clean_text, extract_metrics
+from ptycho_batch.plan import topological_order
+from ptycho_batch.spec import Expect
+from ptycho_batch.templates import placeholders, render
+from ptycho_batch.triage import classify
+
+
+def test_templates_leave_python_braces_alone() -> None:
+    text = "print({seed}, {'a': 1}, {{literal}})"
+    assert placeholders(text) == ["seed"]
+    assert render(text, {"seed": 3}) == "print(3, {'a': 1}, {literal})"
+    with pytest.raises(KeyError):
+        render("{data.train}", {})
+
+
+def test_keras_progress_bars_are_rendered_like_a_terminal() -> None:
+    raw = "\x1b[1m1/4\x1b[0m [====....] - loss: 9.0\r2/4 [======..] - loss: 5.0\b\b\b4.0\nPatch stats: mean=1\n"
+    assert clean_text(raw).splitlines() == ["2/4 [======..] - loss: 4.0", "Patch stats: mean=1"]
+
+
+def test_metrics_named_groups_series_and_plain_names() -> None:
+    text = "Epoch 1 loss=3.5\nEpoch 2 loss=2.5\nLoaded intensity_scale from bundle: 9.882118\nmode: fast\n"
+    metrics, series = extract_metrics(text, {
+        "loss": r"Epoch (?P<epoch>\d+) loss=(?P<loss>\S+)",
+        "intensity_scale": r"intensity_scale from bundle: (?P<intensity_scale>\S+)",
+        "mode": r"mode: (\w+)"})
+    assert metrics == {"loss.epoch": 2.0, "loss": 2.5, "intensity_scale": 9.882118, "mode": "fast"}
+    assert series["loss"] == [3.5, 2.5]
+
+
+def test_expectations_name_metric_bound_and_value() -> None:
+    rules = {"scale": Expect(approx=9.882118, rel=1e-4), "loss": Expect(max=1.0), "psnr": Expect(min=10)}
+    assert check_expectations({"scale": 9.8822, "loss": 0.5, "psnr": 12.0}, rules) == []
+    failures = check_expectations({"scale": 9.0, "loss": 2.0}, rules)
+    assert failures[0].startswith("scale: expected 9.882118 ± 0.000988") and "found 9.0" in failures[0]
+    assert failures[1] == "loss: expected <= 1.0, found 2.0"
+    assert failures[2] == "psnr: expected a value but the log never showed it"
+
+
+@pytest.mark.parametrize(("lines", "exit_code", "signal", "expected"), [
+    (["Epoch 10/10", "tensorflow.python.framework.errors_impl.InvalidArgumentError: Detected unsupported "
+      "operations when trying to compile graph ... ImageProjectiveTransformV3"], 1, None, "xla"),
+    (["torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"], 1, None, "oom"),
+    (["Traceback (most recent call last):", "ModuleNotFoundError: No module named 'torch'"], 1, None, "import"),
+    (["working"], None, 9, "killed"),
+    (["working"], 137, None, "killed"),
+    (["Traceback (most recent call last):", '  File "x.py", line 1', "ValueError: bad shape"], 1, None, "exception"),
+    (["done"], 3, None, "exit"),
+])
+def test_failure_classes(lines: list[str], exit_code: int | None, signal: int | None, expected: str) -> None:
+    verdict = classify(lines, exit_code=exit_code, signal=signal, timed_out=False, cancelled=False, unmet=[],
+                       missing=[])
+    assert verdict is not None and verdict.failure_class == expected
+
+
+def test_info_lines_mentioning_xla_do_not_make_a_failure_xla() -> None:
+    lines = ["I0000 XLA service 0x55 initialized for platform Host", "ValueError: wrong"]
+    verdict = classify(lines, exit_code=1, signal=None, timed_out=False, cancelled=False, unmet=[], missing=[])
+    assert verdict is not None and verdict.failure_class == "exception"
+
+
+def test_passing_job_and_post_checks() -> None:
+    common = dict(exit_code=0, signal=None, timed_out=False, cancelled=False)
+    assert classify(["ok"], unmet=[], missing=[], **common) is None
+    assert classify(["ok"], unmet=[], missing=["bundle"], **common).failure_class == "missing-artifact"
+    assert classify(["ok"], unmet=["x: expected"], missing=[], **common).failure_class == "expectation"
+
+
+def test_firewall_builds_from_allowlist_and_declarations() -> None:
+    submitter = {"PATH": "/bin", "HOME": "/root", "LC_ALL": "C", "SLURM_JOB_ID": "7", "PYTHONPATH": "/leak",
+                 "XLA_FLAGS": "--x", "TF_CPP_MIN_LOG_LEVEL": "0", "CONDA_PREFIX": "/c", "WANDB_MODE": "offline",
+                 "MY_SECRET_TOKEN": "s3cret"}
+    env = build_env(submitter, {"USE_XLA_TRANSLATE": "0"}, ["WANDB_MODE", "ABSENT"], {"CUDA_VISIBLE_DEVICES": "1"})
+    assert env == {"PATH": "/bin", "HOME": "/root", "LC_ALL": "C", "SLURM_JOB_ID": "7", "USE_XLA_TRANSLATE": "0",
+                   "WANDB_MODE": "offline", "CUDA_VISIBLE_DEVICES": "1"}
+    assert redact({"API_KEY": "k", "DB_PASSWORD": "p", "HOME": "/root"}) == {
+        "API_KEY": REDACTED, "DB_PASSWORD": REDACTED, "HOME": "/root"}
+
+
+def test_cycle_is_named() -> None:
+    with pytest.raises(ValueError, match="a -> b -> c -> a"):
+        topological_order({"a": ["b"], "b": ["c"], "c": ["a"]})
+    assert topological_order({"a": ["b"], "b": [], "c": ["a"]}) == ["b", "a", "c"]
