@@ -259,5 +259,5 @@ def test_matrix_only_and_ansi_logs(tmp_path: Path) -> None:
     names = {s["name"]: s for s in journal_states(tmp_path / "reports")}
     assert set(names) == {"sweep[seed=1]", "sweep[seed=2]", "sweep[seed=3]"}
     assert names["sweep[seed=2]"]["metrics"]["loss"] == 2.5
-    raw = (tmp_path / "reports" / "t" / "cli" / "sweep_seed_2.log").read_text()
-    assert "\r" in raw and "\x1b[1m" in raw, "the raw log stays as printed"
+    raw = (tmp_path / "reports" / "t" / "cli" / "sweep_seed_2.log").read_bytes()
+    assert b"\r" in raw and b"\x1b[1m" in raw, "the raw log stays as printed"
