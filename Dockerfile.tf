@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The TensorFlow backend's image: its own CUDA/cuDNN/XLA, its own Python environment, nothing of torch.
 #   default:          CUDA 12.5 + cuDNN 9 runtime base, tensorflow[and-cuda] from PyPI
 #   local CPU build:  --build-arg BASE=localhost/ptybatch-base:bookworm --build-arg ACCELERATOR=cpu
