@@ -145,7 +145,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     from ptycho_batch.views import print_renderable, status_table
 
-    print_renderable(status_table(prepared.plan, states))
+    print_renderable(status_table(prepared.plan, states, limit=40))
     code = exit_code(prepared.plan, states)
     print(f"[ptybatch] {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.1f}s; "
           f"inventory: {inventory_path(prepared.plan)}")

@@ -72,6 +72,17 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+_made_dirs: set[Path] = set()
+
+
+def ensure_dirs(*folders: Path) -> None:
+    """mkdir -p, remembered per process: hundreds of jobs share a few report directories."""
+    for folder in folders:
+        if folder not in _made_dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            _made_dirs.add(folder)
+
+
 def attempt_log(log: Path, attempt: int) -> Path:
     """`train.log` for the first attempt, `train.attempt2.log` for the second, and so on."""
     return log if attempt <= 1 else log.with_name(f"{log.stem}.attempt{attempt}{log.suffix}")
@@ -116,10 +127,8 @@ def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, *,
 def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, pinned_env: dict[str, str],
              registry: ProcessRegistry) -> None:
     report_dir = Path(job.report_dir)
-    for sub in ("cli", "analysis"):
-        (report_dir / sub).mkdir(parents=True, exist_ok=True)
     log_path = Path(state.log or job.log)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dirs(report_dir / "analysis", log_path.parent)
     workdir = Path(job.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -168,8 +177,9 @@ def _conclude(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, env:
     missing = _collect_artifacts(job, state, metrics) if ran_ok else []
     unmet = check_expectations(metrics, job.expect) if ran_ok else []
     state.metrics = metrics
-    write_json(report_dir / "analysis" / f"{job.slug}.metrics.json",
-               {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series})
+    if job.observe or job.artifacts:
+        write_json(report_dir / "analysis" / f"{job.slug}.metrics.json",
+                   {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series})
     verdict = classify(lines, exit_code=state.exit_code, signal=state.signal, timed_out=timed_out,
                        cancelled=cancelled, unmet=unmet, missing=missing)
     if verdict is None:

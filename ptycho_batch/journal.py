@@ -137,7 +137,8 @@ class Run:
     def write_state(self, slug: str, state: JobState) -> None:
         state.updated = time.time()
         folder = self.job_dir(slug)
-        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
         write_atomic(folder / "state.json", state.model_dump_json(indent=1))
 
     def read_states(self) -> dict[str, JobState]:

@@ -93,11 +93,11 @@ def initial_states(prepared: Prepared, run: Run, decisions: dict[str, Decision])
     for name, job in prepared.plan.jobs.items():
         decision = decisions[name]
         if decision.cached is not None:
-            state = decision.cached.model_copy(update={"reason": decision.reason})
-        else:
-            state = JobState(name=name, backend=job.backend, stage=job.stage, reason=decision.reason, log=job.log)
-        run.write_state(job.slug, state)
-        states[name] = state
+            states[name] = decision.cached.model_copy(update={"reason": decision.reason})
+            run.write_state(job.slug, states[name])
+        else:  # PENDING needs no file: readers derive it from plan.json
+            states[name] = JobState(name=name, backend=job.backend, stage=job.stage, reason=decision.reason,
+                                    log=job.log)
     return states
 
 

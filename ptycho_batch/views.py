@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console, RenderableType
@@ -35,11 +36,19 @@ def plan_table(plan: Plan, decisions: dict[str, Decision]) -> Table:
     return table
 
 
-def status_table(plan: Plan, states: dict[str, JobState]) -> Table:
-    table = Table(title=f"{plan.campaign}", title_justify="left")
+def status_table(plan: Plan, states: dict[str, JobState], limit: int | None = None) -> Table:
+    """One row per job; past `limit` rows, the jobs that did not complete and a count of the rest."""
+    names = list(plan.jobs)
+    counts = Counter(states[n].state for n in names)
+    caption = ", ".join(f"{state}: {count}" for state, count in sorted(counts.items()))
+    if limit is not None and len(names) > limit:
+        names = [n for n in names if states[n].state != "COMPLETED"][:limit]
+        caption = f"{len(plan.jobs) - len(names)} more jobs not shown; " + caption
+    table = Table(title=f"{plan.campaign}", title_justify="left", caption=caption, caption_justify="left")
     for column in ("job", "backend", "stage", "state", "attempt", "duration", "detail", "log"):
         table.add_column(column, overflow="fold")
-    for name, job in plan.jobs.items():
+    for name in names:
+        job = plan.jobs[name]
         state = states[name]
         style = STATE_STYLE.get(state.state, "")
         duration = f"{state.duration:.1f}s" if state.duration is not None else ""

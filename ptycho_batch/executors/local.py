@@ -77,7 +77,6 @@ class LocalExecutor:
                     pending.remove(name)
                     gpu = free_gpus.pop(0) if self.gpus and job.gpus else None
                     state = self._prepare(job, runtimes[job.backend], states)
-                    run.write_state(job.slug, state)
                     on_change(state)
                     pinned = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else None
                     future = pool.submit(run_job, job, run, runtimes[job.backend], state,
