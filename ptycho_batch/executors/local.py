@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
@@ -55,27 +56,42 @@ class LocalExecutor:
 
     def execute(self, plan: Plan, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState],
                 on_change: Callable[[JobState], None] = lambda s: None) -> dict[str, JobState]:
-        """Run every non-final job of `states` (journaled PENDING) to a final state."""
+        """Run every non-final job of `states` to a final state, dependencies first."""
         free_gpus = list(self.gpus)
         running: dict[Future[JobState], tuple[PlannedJob, str | None]] = {}
-        pending = [name for name in plan.jobs if not states[name].final]
+        waiting = {name: {n for n in job.needs if not states[n].final}
+                   for name, job in plan.jobs.items() if not states[name].final}
+        dependents: dict[str, list[str]] = {}
+        for name in waiting:
+            for need in plan.jobs[name].needs:
+                dependents.setdefault(need, []).append(name)
+        ready = deque(name for name, needs in waiting.items() if not needs)
+        unfinished = set(waiting)
+
+        def finished(name: str) -> None:
+            unfinished.discard(name)
+            for dependent in dependents.get(name, ()):
+                waiting[dependent].discard(name)
+                if not waiting[dependent]:
+                    ready.append(dependent)
+
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         pool = ThreadPoolExecutor(max_workers=self.max_jobs, thread_name_prefix="ptybatch-job")
         try:
-            while pending or running:
-                for name in list(pending):
-                    job = plan.jobs[name]
-                    if any(not states[n].final for n in job.needs):
-                        continue
+            while unfinished:
+                while ready and len(running) < self.max_jobs:
+                    job = plan.jobs[ready[0]]
+                    needs_gpu = bool(self.gpus and job.gpus)
+                    if needs_gpu and not free_gpus:
+                        break
+                    ready.popleft()
                     reason = skip_reason(job, states)
-                    if reason:
-                        pending.remove(name)
-                        self._finish(run, job, states, "SKIPPED", reason, on_change)
+                    if reason or run.cancel_requested(job.slug):
+                        final = "SKIPPED" if reason else "CANCELLED"
+                        self._finish(run, job, states, final, reason or "cancelled before it started", on_change)
+                        finished(job.name)
                         continue
-                    if len(running) >= self.max_jobs or (self.gpus and job.gpus and not free_gpus):
-                        continue
-                    pending.remove(name)
-                    gpu = free_gpus.pop(0) if self.gpus and job.gpus else None
+                    gpu = free_gpus.pop(0) if needs_gpu else None
                     state = self._prepare(job, runtimes[job.backend], states)
                     on_change(state)
                     pinned = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else None
@@ -91,13 +107,16 @@ class LocalExecutor:
                         free_gpus.append(gpu)
                     states[job.name] = future.result()
                     on_change(states[job.name])
+                    finished(job.name)
         except KeyboardInterrupt:
             self.registry.cancel_all()
             for future, (job, _) in running.items():
                 states[job.name] = future.result()
+                unfinished.discard(job.name)
                 on_change(states[job.name])
-            for name in pending:
-                self._finish(run, plan.jobs[name], states, "CANCELLED", "cancelled before it started", on_change)
+            for name in plan.jobs:
+                if name in unfinished:
+                    self._finish(run, plan.jobs[name], states, "CANCELLED", "cancelled before it started", on_change)
             raise
         finally:
             pool.shutdown(wait=True)

@@ -1,0 +1,30 @@
+"""Cancelling jobs of a run from any process (the CLI, the TUI): record the request, then stop the job.
+
+The request is a marker file in the job's journal folder, written first, so whichever process ends the
+job (the local job runner, the SLURM poller) records CANCELLED rather than a failure.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from ptycho_batch.journal import Run, process_alive
+from ptycho_batch.jobrun import signal_group
+from ptycho_batch.plan import Plan
+
+
+def cancel_jobs(run: Run, plan: Plan, names: list[str]) -> list[str]:
+    """Request cancellation of `names` (all unfinished jobs when empty); return the names affected."""
+    states = run.read_states()
+    targets = names or [n for n in plan.jobs if n not in states or not states[n].final]
+    affected = []
+    for name in targets:
+        state = states.get(name)
+        if state is not None and state.final:
+            continue
+        slug = plan.jobs[name].slug
+        run.request_cancel(slug)
+        if state is not None and state.state == "RUNNING" and process_alive(state.pid, state.pid_start):
+            signal_group(state.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        affected.append(name)
+    return affected
