@@ -29,6 +29,7 @@ EXPORT_FORMATS = ("oci-archive", "docker-archive")
 # Extra `podman build` arguments this host needs (CA bundle, pip config and local wheel stores mounted
 # for RUN steps), one per line; written by containers/setup-podman.sh. Mounts are not committed to images.
 HOST_BUILD_FLAGS = Path("/etc/ptybatch/build-flags")
+VERSION_LABEL = {"torch": "io.ptybatch.torch.version", "tf": "io.ptybatch.tensorflow.version"}
 _FRAMEWORK_PIN = re.compile(r"^(torch|tensorflow(?:-cpu)?)==([^\s;#]+)", re.MULTILINE)
 
 
@@ -111,6 +112,11 @@ def build(backend: str, *, engine: str = "podman", build_args: Mapping[str, str]
     argv = [executable, "build", *host_build_flags(engine), "-f", str(dockerfile), "-t", reference]
     for name, value in args.items():
         argv += ["--build-arg", f"{name}={value}"]
+    # The same labels again on the command line: buildah (podman 4.3) reuses a cached LABEL step whose
+    # ARG values changed, which would leave a stale revision on an otherwise unchanged image.
+    labels = {"org.opencontainers.image.revision": args["REVISION"], VERSION_LABEL[backend]: args["FRAMEWORK_VERSION"]}
+    for name, value in labels.items():
+        argv += ["--label", f"{name}={value}"]
     argv.append(str(context))
     log = images_dir() / f"{artifact_stem(reference)}.build.log"
     start = time.monotonic()
