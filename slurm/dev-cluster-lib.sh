@@ -6,7 +6,7 @@
 live_pid() {
   local pid state
   [ -s "$1" ] || return 1
-  pid=$(tr -dc 0-9 <"$1" 2>/dev/null) || return 1
+  pid=$( { tr -dc 0-9 <"$1"; } 2>/dev/null) || return 1  # the file may vanish meanwhile
   [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
   state=$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)
   [ "$state" != Z ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1

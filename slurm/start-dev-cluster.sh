@@ -182,7 +182,11 @@ $ACCOUNTING_CONF
 # advertise PTYBATCH_SLURM_CPUS CPUs whatever the real core count (oversubscription on purpose)
 SlurmdParameters=config_overrides
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+# Jobs in "urgent" preempt those in "debug" (the default), which are requeued: a real PREEMPTED for tests.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2
 EOF
 
 if [ "$ACCOUNTING" = dbd ]; then

@@ -48,6 +48,11 @@ def accounting_mode(directory: Path, accounting: str) -> Iterator[None]:
         start_dev_cluster(directory, "dbd")
 
 
+def start_now(job_id: str) -> None:
+    """Let a requeued job start at once: SLURM holds one for 120 s (Reason=BeginTime) after a requeue."""
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
+
+
 def wait_for(probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
     """Poll `probe` until it returns something other than None; fail the test after `timeout_s`."""
     deadline = time.monotonic() + timeout_s

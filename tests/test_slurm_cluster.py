@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import requires
-from dev_cluster import accounting_mode, dev_cluster_dir, wait_for
+from dev_cluster import accounting_mode, dev_cluster_dir, start_now, wait_for
 from ptycho_batch.executors.slurm_cluster import (
     SlurmCommandError,
     SlurmState,
@@ -147,6 +147,29 @@ def test_max_array_size_is_the_limit_sbatch_enforces(slurm: None, tmp_path: Path
     refused = subprocess.run(["sbatch", "--hold", f"--array=0-{limit}", "--wrap", "true"],
                              capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode != 0 and "array" in refused.stderr.lower()
+
+
+def test_preempted_job_is_requeued_and_sacct_counts_its_attempts(slurm: None, tmp_path: Path) -> None:
+    """The dev cluster's "urgent" partition preempts "debug": the victim is requeued under the same id."""
+    requires("slurm", accounting_available(), "the cluster runs without accounting (sacct)")
+    if subprocess.run(["sinfo", "--noheader", "--partition=urgent"], capture_output=True, text=True,
+                      timeout=30).stdout.strip() == "":
+        pytest.skip("needs the dev cluster's preempting partition 'urgent'")
+    victim = sbatch("--partition=debug", "--exclusive", "--wrap", "echo run >> runs; sleep 5", cwd=tmp_path)
+    wait_for(lambda: _state_if(victim, "RUNNING"), 30, "the victim to run")
+    sbatch("--partition=urgent", "--exclusive", "--wrap", "true", cwd=tmp_path)
+
+    requeued = wait_for(lambda: _preempted_once(victim), 30, "sacct to record the preemption")
+    assert requeued.state == "PENDING"
+    start_now(victim)
+    finished = wait_for(lambda: sacct_terminal([victim], 1), 60, "the second run to finish")[victim]
+    assert (finished.state, finished.earlier_states, finished.attempts) == ("COMPLETED", ("PREEMPTED",), 2)
+    assert (tmp_path / "runs").read_text().split() == ["run", "run"]
+
+
+def _preempted_once(job_id: str) -> SlurmState | None:
+    state = sacct_states([job_id]).get(job_id)
+    return state if state is not None and state.earlier_states == ("PREEMPTED",) else None
 
 
 def test_without_accounting_sacct_fails_fast_and_squeue_answers(slurm: None, tmp_path: Path) -> None:

@@ -46,7 +46,13 @@ class SlurmState:
     signal: int | None = None
     node: str | None = None
     elapsed_s: int | None = None
-    reason: str | None = None  # e.g. Dependency, DependencyNeverSatisfied, JobArrayTaskLimit
+    reason: str | None = None  # e.g. Dependency, DependencyNeverSatisfied, JobArrayTaskLimit, BeginTime
+    # states of earlier runs of a requeued job, oldest first (sacct only), e.g. ("PREEMPTED",)
+    earlier_states: tuple[str, ...] = ()
+
+    @property
+    def attempts(self) -> int:
+        return len(self.earlier_states) + 1
 
     @property
     def terminal(self) -> bool:
@@ -110,13 +116,17 @@ def sacct_states(job_ids: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) -
 
     Pass plain ids or array master ids (`123` answers for all of `123_*`). Pending array tasks that
     sacct folds into one `123_[5-999%10]` line are expanded; a task's own line wins over its range.
+    Requeued jobs (preemption, timeout with checkpointing) keep their id: every run is asked for
+    (`--duplicates`), the latest gives the state and the earlier ones `earlier_states`.
     A job submitted a moment ago may be missing: slurmctld reports to slurmdbd asynchronously,
-    so a missing id means "not known yet", not "gone". Raises SlurmCommandError when sacct fails.
+    so a missing id means "not known yet", not "gone". The Reason of a pending job is as of its last
+    recorded change (a stale "Dependency" where squeue says DependencyNeverSatisfied).
+    Raises SlurmCommandError when sacct fails.
     """
     ids = sorted(set(job_ids))
     if not ids:
         return {}
-    argv = ["sacct", "--noheader", "--parsable2", "--allocations", f"--jobs={','.join(ids)}",
+    argv = ["sacct", "--noheader", "--parsable2", "--allocations", "--duplicates", f"--jobs={','.join(ids)}",
             f"--format={','.join(_SACCT_FIELDS)}"]
     return _parse_state_lines(_checked(argv, timeout_s), with_exit_code=True)
 
@@ -172,7 +182,9 @@ def _parse_state_lines(text: str, with_exit_code: bool) -> dict[str, SlurmState]
                       elapsed_s=parse_elapsed(elapsed), reason=_reason(reason))
         task_ids = expand_array_range(job_id)
         if task_ids is None:
-            exact[job_id] = SlurmState(job_id=job_id, **fields)
+            earlier = exact.get(job_id)
+            earlier_states = (*earlier.earlier_states, earlier.state) if earlier else ()
+            exact[job_id] = SlurmState(job_id=job_id, earlier_states=earlier_states, **fields)
         else:
             from_ranges.update((task_id, SlurmState(job_id=task_id, **fields)) for task_id in task_ids)
     return {**from_ranges, **exact}
