@@ -60,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="(re)write a run's artifact inventory from its journal")
     report.add_argument("target", nargs="?")
     report.add_argument("--out", type=Path)
+
+    cancel = commands.add_parser("cancel", help="cancel a run's unfinished jobs (all, or those named)")
+    cancel.add_argument("target", help="run dir, run id, campaign file or name")
+    cancel.add_argument("jobs", nargs="*", help="job names (default: every unfinished job)")
+    cancel.add_argument("--out", type=Path)
+
+    compare = commands.add_parser("compare", help="metrics two runs or reports share, side by side")
+    compare.add_argument("left", help="run (dir, id, campaign) or report (dir or artifact_inventory.json)")
+    compare.add_argument("right")
+    compare.add_argument("--metrics", nargs="+", help="metric names or glob patterns (default: all shared)")
+    compare.add_argument("--rel", type=float, default=0.05, help="relative tolerance that flags a difference")
+    compare.add_argument("--out", type=Path)
     return parser
 
 
@@ -178,5 +190,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from ptycho_batch.cancel import cancel_jobs
+    from ptycho_batch.runs import load_run, locate_run
+
+    run = locate_run(args.target, args.out)
+    plan, _ = load_run(run)
+    unknown = [name for name in args.jobs if name not in plan.jobs]
+    if unknown:
+        raise SpecError([f"run {run.id}: no job named {', '.join(unknown)} (jobs: {', '.join(plan.jobs)})"])
+    affected = cancel_jobs(run, plan, args.jobs)
+    print(f"cancel requested for {len(affected)} job(s) of run {run.id}: {', '.join(affected) or 'none unfinished'}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ptycho_batch.compare import compare, load_side, write_comparison
+    from ptycho_batch.views import compare_table, print_renderable
+
+    result = compare(load_side(args.left, args.out), load_side(args.right, args.out), args.metrics, args.rel)
+    print_renderable(compare_table(result))
+    for label, names in ((result.left.label, result.only_left), (result.right.label, result.only_right)):
+        if names:
+            print(f"only in {label}: {', '.join(names)}")
+    print(f"written: {write_comparison(result)}")
+    return EXIT_OK
+
+
 COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "submit": cmd_submit,
-            "status": cmd_status, "report": cmd_report}
+            "status": cmd_status, "report": cmd_report, "cancel": cmd_cancel, "compare": cmd_compare}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,8 +23,9 @@ from pathlib import Path
 from ptycho_batch.envfirewall import build_env, redact
 from ptycho_batch.journal import ArtifactRecord, Attempt, JobState, Run, process_start_time, write_atomic, write_json
 from ptycho_batch.observe import check_expectations, clean_text, extract_metrics
-from ptycho_batch.plan import PlannedJob
-from ptycho_batch.runtimes.base import Launch, Runtime
+from ptycho_batch.plan import PlannedFallback, PlannedJob
+from ptycho_batch.runtimes.base import Launch, Runtime, RuntimeUnavailable
+from ptycho_batch.spec import FallbackWhen
 from ptycho_batch.triage import classify, red_note_path, write_red_note
 
 TERM_GRACE_S = 5.0
@@ -98,34 +100,71 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, *,
             pinned_env: dict[str, str] | None = None, registry: ProcessRegistry | None = None) -> JobState:
-    """Run `job` once as attempt `state.attempt + 1`; return (and journal) its final state."""
+    """Run `job` to a final state, with its fallback rules; return (and journal) that state.
+
+    A failed attempt whose failure matches a fallback rule not used yet is followed by a new attempt
+    with the rule's overrides, in the same process (on SLURM: in the same allocation).
+    """
+    registry = registry or ProcessRegistry()
+    variant: PlannedFallback | None = None
+    used: set[int] = set()
+    while True:
+        lines = _attempt(job, run, runtime, state, variant, pinned_env or {}, registry)
+        if state.state != "FAILED":
+            return state
+        rule = next((i for i, r in enumerate(job.fallbacks) if i not in used and rule_matches(r.when, state, lines)),
+                    None)
+        if rule is None:
+            return state
+        used.add(rule)
+        variant = job.fallbacks[rule]
+
+
+def rule_matches(when: FallbackWhen, state: JobState, lines: list[str]) -> bool:
+    """Every condition of a fallback rule holds for this failed attempt."""
+    if when.class_ is not None and when.class_ != state.failure_class:
+        return False
+    if when.exit_code is not None and when.exit_code != state.exit_code:
+        return False
+    if when.pattern is not None:
+        pattern = re.compile(when.pattern)
+        return any(pattern.search(line) for line in lines)
+    return True
+
+
+def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, variant: PlannedFallback | None,
+             pinned_env: dict[str, str], registry: ProcessRegistry) -> list[str]:
+    """One attempt as number `state.attempt + 1`; returns the cleaned log lines."""
     state.attempt += 1
     state.state = "RUNNING"
     state.started = time.time()
     state.ended = state.exit_code = state.signal = state.failure_class = state.failure_line = None
-    state.red_note = None
+    state.red_note = state.hint = None
+    state.fallback = variant.note if variant else None
     state.host = socket.gethostname()
     state.log = str(attempt_log(Path(job.log), state.attempt))
+    lines: list[str] = []
     try:
-        _execute(job, run, runtime, state, pinned_env or {}, registry or ProcessRegistry())
+        lines = _execute(job, run, runtime, state, variant, pinned_env, registry)
     except Exception as exc:  # the runner must always leave a final record behind
         state.state = "FAILED"
-        state.failure_class = state.failure_class or "exception"
-        state.failure_line = f"ptybatch internal error: {exc!r}"
+        state.failure_class = "runtime" if isinstance(exc, RuntimeUnavailable) else "exception"
+        state.failure_line = str(exc).splitlines()[0] if isinstance(exc, RuntimeUnavailable) else \
+            f"ptybatch internal error: {exc!r}"
         Path(state.log).parent.mkdir(parents=True, exist_ok=True)
         with open(state.log, "a") as log:
-            log.write(f"\n[ptybatch] internal error while running {job.name}:\n{traceback.format_exc()}")
+            log.write(f"\n[ptybatch] {job.name} could not run:\n{traceback.format_exc()}")
     state.ended = state.ended or time.time()
     state.attempts.append(Attempt(
         number=state.attempt, state=state.state, log=state.log, exit_code=state.exit_code, signal=state.signal,
         failure_class=state.failure_class, failure_line=state.failure_line, red_note=state.red_note,
-        started=state.started, ended=state.ended))
+        started=state.started, ended=state.ended, fallback=state.fallback))
     run.write_state(job.slug, state)
-    return state
+    return lines
 
 
-def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, pinned_env: dict[str, str],
-             registry: ProcessRegistry) -> None:
+def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, variant: PlannedFallback | None,
+             pinned_env: dict[str, str], registry: ProcessRegistry) -> list[str]:
     report_dir = Path(job.report_dir)
     log_path = Path(state.log or job.log)
     ensure_dirs(report_dir / "analysis", log_path.parent)
@@ -133,21 +172,21 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, pinne
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
 
-    env = build_env(os.environ, job.env, job.pass_env, pinned_env)
+    argv = variant.argv if variant else job.argv
+    env = build_env(os.environ, variant.env if variant else job.env, job.pass_env, pinned_env)
     write_json(report_dir / "analysis" / f"{job.slug}.env.json",
                {"job": job.name, "runtime": runtime.name, "env": redact(env)})
-    launch = Launch(argv=job.argv, env=env, workdir=workdir,
+    launch = Launch(argv=argv, env=env, workdir=workdir,
                     binds=[report_dir, workdir, *map(Path, job.binds)], gpus=job.gpus)
 
     timed_out = False
     with open(log_path, "wb") as log:
+        runtime.prepare()
         try:
-            runtime.prepare()
-            argv = runtime.argv(launch)
-            proc = subprocess.Popen(argv, cwd=workdir, env=runtime.env(launch), stdout=log,
+            proc = subprocess.Popen(runtime.argv(launch), cwd=workdir, env=runtime.env(launch), stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
-            log.write(f"[ptybatch] cannot start {job.argv[0]!r}: {exc}\n".encode())
+            log.write(f"[ptybatch] cannot start {argv[0]!r}: {exc}\n".encode())
             state.exit_code = 127
             proc = None
         if proc is not None:
@@ -164,12 +203,12 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, pinne
             state.exit_code = proc.returncode if proc.returncode >= 0 else None
             state.signal = -proc.returncode if proc.returncode < 0 else None
     state.ended = time.time()
-    _conclude(job, run, runtime, state, env, timed_out=timed_out,
-              cancelled=registry.cancelled or run.cancel_requested(job.slug))
+    return _conclude(job, runtime, state, argv, env, timed_out=timed_out,
+                     cancelled=registry.cancelled or run.cancel_requested(job.slug))
 
 
-def _conclude(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, env: dict[str, str], *,
-              timed_out: bool, cancelled: bool) -> None:
+def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str], env: dict[str, str], *,
+              timed_out: bool, cancelled: bool) -> list[str]:
     report_dir = Path(job.report_dir)
     lines = clean_text(Path(state.log or job.log).read_text(errors="replace")).splitlines()
     metrics, series = extract_metrics("\n".join(lines), job.observe)
@@ -181,18 +220,21 @@ def _conclude(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, env:
         write_json(report_dir / "analysis" / f"{job.slug}.metrics.json",
                    {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series})
     verdict = classify(lines, exit_code=state.exit_code, signal=state.signal, timed_out=timed_out,
-                       cancelled=cancelled, unmet=unmet, missing=missing)
+                       cancelled=cancelled, unmet=unmet, missing=missing, signatures=job.signatures)
     if verdict is None:
         state.state = "COMPLETED"
         _write_green(job, state)
-        return
+        return lines
     state.state = "CANCELLED" if verdict.failure_class == "cancelled" else "FAILED"
     state.failure_class, state.failure_line = verdict.failure_class, verdict.line
+    state.signature, state.hint = verdict.signature, verdict.hint
     if state.state == "FAILED":
-        note = red_note_path(report_dir, job.slug, state.ended or time.time())
-        write_red_note(note, state=state, runtime=runtime.name, argv=job.argv, env_names=list(env),
+        note = red_note_path(report_dir, f"{job.slug}" + (f"_attempt{state.attempt}" if state.attempt > 1 else ""),
+                             state.ended or time.time())
+        write_red_note(note, state=state, runtime=runtime.name, argv=argv, env_names=list(env),
                        tail=lines[-TAIL_LINES:], hint=state.hint)
         state.red_note = str(note)
+    return lines
 
 
 def _collect_artifacts(job: PlannedJob, state: JobState, metrics: dict[str, object]) -> list[str]:

@@ -51,6 +51,7 @@ class Attempt(BaseModel):
     red_note: str | None = None
     started: float | None = None
     ended: float | None = None
+    fallback: str | None = None
 
 
 class JobState(BaseModel):
@@ -70,6 +71,8 @@ class JobState(BaseModel):
     failure_class: str | None = None
     failure_line: str | None = None
     hint: str | None = None
+    signature: str | None = None
+    fallback: str | None = None
     pid: int | None = None
     pid_start: str | None = None
     host: str | None = None
@@ -100,7 +103,10 @@ def utc_stamp(when: float | None = None) -> str:
 
 
 def new_run_id() -> str:
-    return f"{utc_stamp()}-{secrets.token_hex(2)}"
+    """`YYYYMMDDTHHMMSS.mmmZ-xxxx`: sorts by start time, unique across hosts."""
+    now = time.time()
+    stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}.{int(now * 1000) % 1000:03d}Z-{secrets.token_hex(2)}"
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ptycho_batch.spec import Campaign, Expect, LocatedYaml, Resources, Scalar, SpecError
+from ptycho_batch.spec import (Campaign, Expect, FallbackWhen, LocatedYaml, ParityCheck, Resources, Scalar, Signature,
+                               SpecError)
 from ptycho_batch.templates import render
 
 
@@ -25,6 +26,16 @@ class PlannedArtifact(BaseModel):
     dest: str            # absolute path under <report_dir>/analysis/
     digest: str | None = None
     required: bool = False
+
+
+class PlannedFallback(BaseModel):
+    """A fallback rule with its command already resolved under the overridden params."""
+
+    when: FallbackWhen
+    note: str
+    params: dict[str, Scalar]
+    argv: list[str]
+    env: dict[str, str]
 
 
 class PlannedJob(BaseModel):
@@ -49,6 +60,9 @@ class PlannedJob(BaseModel):
     resources: Resources
     required: bool       # its backend decides the campaign's success
     binds: list[str] = Field(default_factory=list)
+    fallbacks: list[PlannedFallback] = Field(default_factory=list)
+    signatures: list[Signature] = Field(default_factory=list)
+    requeue: int = 0
 
     @property
     def gpus(self) -> int:
@@ -69,6 +83,7 @@ class Plan(BaseModel):
     jobs: dict[str, PlannedJob]   # in a topological order
     notes: dict[str, Any]
     data: dict[str, str]
+    parity: list[ParityCheck] = Field(default_factory=list)
 
 
 def slugify(name: str) -> str:
@@ -159,10 +174,17 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                 if len(upstream_cells) == 1:
                     for art_name, art in jobs[upstream_cells[0]].artifacts.items():
                         values[f"jobs.{need}.artifacts.{art_name}"] = art.dest
+            declared_env = {**campaign.defaults.env, **backend.env, **job.env}
             try:
                 argv = _argv(job.command, job.shell, values)
                 log_name = render(job.log, values) if job.log else f"{slug}.log"
-                env = {k: render(v, values) for k, v in {**campaign.defaults.env, **backend.env, **job.env}.items()}
+                env = {k: render(v, values) for k, v in declared_env.items()}
+                fallbacks = [
+                    PlannedFallback(when=rule.when, note=rule.note, params={**params, **rule.params},
+                                    argv=_argv(job.command, job.shell, {**values, **rule.params}),
+                                    env={k: render(v, {**values, **rule.params})
+                                         for k, v in {**declared_env, **rule.env}.items()})
+                    for rule in job.fallback + backend.fallback]
                 artifacts = {
                     art_name: PlannedArtifact(
                         name=art_name, source=render(art.path, values),
@@ -184,7 +206,8 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                 report_dir=str(report_dir), workdir=str(workdir), observe=job.observe, artifacts=artifacts,
                 expect=job.expect, timeout_min=job.timeout_min or campaign.defaults.timeout_min,
                 resources=job.resources or campaign.defaults.resources, required=job.backend in required,
-                binds=sorted({str(Path(p).parent) for p in data.values()}))
+                binds=sorted({str(Path(p).parent) for p in data.values()}), fallbacks=fallbacks,
+                signatures=campaign.signatures, requeue=job.requeue)
             expanded[base].append(name)
     if problems:
         raise SpecError(problems)
@@ -192,7 +215,8 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
         campaign=campaign.campaign, title=campaign.title or campaign.campaign, source=str(source), out=str(out),
         summary_dir=str(out / campaign.summary_dir), run_dir=str(run_dir), policy_id=campaign.policy.id,
         required_backends=sorted(required), optional_backends=sorted(set(campaign.backends) - required),
-        runtimes=runtimes, jobs=jobs, notes=campaign.notes.model_dump(), data=data)
+        runtimes=runtimes, jobs=jobs, notes=campaign.notes.model_dump(), data=data,
+        parity=[check for check in campaign.parity if all(b in expanded for b in check.between)])
 
 
 def _argv(command: list[str] | str, shell: bool, values: dict[str, Any]) -> list[str]:

@@ -7,6 +7,7 @@ decision and the next steps.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import time
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ptycho_batch import plots
 from ptycho_batch.journal import JobState, Run, write_atomic, write_json
+from ptycho_batch.parity import evaluate_all, required_failures
 from ptycho_batch.plan import Plan
 
 STATUS_ICON = {"COMPLETED": "✅", "FAILED": "❌", "SKIPPED": "⏭️", "CANCELLED": "🚫", "RUNNING": "⏳",
@@ -34,6 +37,8 @@ def status_text(state: JobState) -> str:
         return f"{icon} FAILED ({state.failure_class})"
     if state.state in ("SKIPPED", "CANCELLED") and state.reason:
         return f"{icon} {state.state} ({state.reason})"
+    if state.state == "COMPLETED" and state.fallback:
+        return f"{icon} COMPLETED via fallback ({state.fallback})"
     if state.state == "COMPLETED" and state.cached_from:
         return f"{icon} COMPLETED (cached from run {state.cached_from})"
     return f"{icon} {state.state}"
@@ -47,6 +52,9 @@ def policy_decision(plan: Plan, states: dict[str, JobState]) -> PolicyDecision:
                 for s in states.values() if s.backend in backends and s.state != "COMPLETED"]
 
     required, optional = problems(plan.required_backends), problems(plan.optional_backends)
+    required += [f"required parity {row.check}: {row.metric} "
+                 f"{'out of tolerance' if row.ok is False else 'not evaluated'}"
+                 for row in required_failures(evaluate_all(plan.parity, states))]
     req = "[" + ", ".join(plan.required_backends) + "]"
     if required:
         return PolicyDecision(False, f"{plan.policy_id}: required backends {req} did not pass "
@@ -92,6 +100,9 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
         lines += ["", f"## Backend `{backend}` ({role}, runtime {plan.runtimes.get(backend, '?')})"]
         for name in names:
             lines += _job_section(plan, name, states[name], base)
+    lines += _blockers_section(plan, states, base)
+    lines += _parity_section(plan, states)
+    lines += _loss_section(plan, states, base)
     notes = dict(plan.notes)
     lines += ["", "## Dataset", "", notes.pop("dataset", None) or "(no dataset note)"]
     if plan.data:
@@ -137,6 +148,63 @@ def _job_section(plan: Plan, name: str, state: JobState, base: Path) -> list[str
     return lines
 
 
+def _blockers_section(plan: Plan, states: dict[str, JobState], base: Path) -> list[str]:
+    """Failed attempts grouped by signature (or class and line): one blocker, N occurrences."""
+    groups: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+    for name in plan.jobs:
+        state = states[name]
+        attempts = state.attempts or []
+        for attempt in attempts:
+            if attempt.state != "FAILED":
+                continue
+            key = (state.signature or attempt.failure_class or "?",
+                   "" if state.signature else (attempt.failure_line or ""))
+            groups.setdefault(key, []).append((f"{name}#{attempt.number}", attempt.red_note))
+    if not groups:
+        return []
+    lines = ["", "## Blockers", ""]
+    for (label, line), occurrences in groups.items():
+        shown = f": `{line[:200]}`" if line else ""
+        lines.append(f"- **{label}** ({len(occurrences)} occurrence{'s' if len(occurrences) > 1 else ''}){shown}")
+        lines += [f"  - `{who}`" + (f" — [{Path(note).name}]({_link(note, base)})" if note else "")
+                  for who, note in occurrences]
+    return lines
+
+
+def _parity_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
+    rows = evaluate_all(plan.parity, states)
+    if not rows:
+        return []
+    lines = ["", "## Parity", "", "| Check | Metric | Left | Right | Abs diff | Rel diff | Tolerance | Result |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        check = next(c for c in plan.parity if c.name == row.check)
+        result = {True: "✅", False: "❌", None: "⏸️ not evaluated"}[row.ok] + (" (required)" if row.required else "")
+        abs_diff = _fmt(row.diff.absolute) if row.diff else ""
+        rel_diff = _fmt(row.diff.relative) if row.diff and row.diff.relative is not None else ""
+        lines.append(f"| {row.check} ({' vs '.join(check.between)}) | `{row.metric}` | {_fmt(row.left)} | "
+                     f"{_fmt(row.right)} | {abs_diff} | {rel_diff} | {row.tolerance} | {result} |")
+    return lines
+
+
+def _loss_section(plan: Plan, states: dict[str, JobState], base: Path) -> list[str]:
+    curves: dict[str, list[float]] = {}
+    for name, job in plan.jobs.items():
+        if job.stage != "train" or states[name].state != "COMPLETED":
+            continue
+        metrics_file = Path(job.report_dir) / "analysis" / f"{job.slug}.metrics.json"
+        if not metrics_file.exists():
+            continue
+        series = json.loads(metrics_file.read_text()).get("series", {})
+        loss = next((v for k, v in series.items() if k == "loss" or k.endswith(".loss")), None)
+        if loss:
+            curves[f"{name} ({job.backend})"] = [v for v in loss if isinstance(v, float)]
+    drawn = plots.loss_curves(curves, base / "loss_curves.png", f"{plan.title}: training loss")
+    if drawn is None:
+        return []
+    return ["", "## Training loss", "", f"![training loss per epoch]({_link(str(drawn), base)})"]
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
@@ -150,5 +218,9 @@ def report_data(plan: Plan, run: Run, states: dict[str, JobState], decision: Pol
         "jobs": [{"name": name, "backend": job.backend, "stage": job.stage, "command": job.argv,
                   "status": status_text(states[name]), **states[name].model_dump(exclude={"cache_parts"})}
                  for name, job in plan.jobs.items()],
+        "parity": [{"check": r.check, "metric": r.metric, "left": r.left, "right": r.right,
+                    "abs_diff": r.diff.absolute if r.diff else None, "rel_diff": r.diff.relative if r.diff else None,
+                    "tolerance": r.tolerance, "ok": r.ok, "required": r.required}
+                   for r in evaluate_all(plan.parity, states)],
         "dataset": plan.notes.get("dataset"), "data": plan.data, "next_steps": plan.notes.get("next_steps", []),
     }

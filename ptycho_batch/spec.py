@@ -62,6 +62,74 @@ class Resources(Strict):
     sbatch: dict[str, Scalar] = Field(default_factory=dict)
 
 
+class FallbackWhen(Strict):
+    """Which failures a fallback rule answers; every given condition must hold."""
+
+    class_: str | None = Field(default=None, alias="class")
+    pattern: str | None = None
+    exit_code: int | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> FallbackWhen:
+        if self.class_ is None and self.pattern is None and self.exit_code is None:
+            raise ValueError("'when' needs 'class', 'pattern' or 'exit_code'")
+        return self
+
+
+class Fallback(Strict):
+    """Re-run a failed job once with these params (and env) overridden."""
+
+    when: FallbackWhen
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    note: str = ""
+
+
+class Signature(Strict):
+    """A failure signature of the campaign's own: a log regex, the class it means, a hint for the note."""
+
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    regex: str
+    class_: str = Field(alias="class")
+    hint: str | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {value!r}: {exc}") from None
+        return value
+
+
+class ParityCheck(Strict):
+    """Metrics that two jobs (usually one per backend) must agree on."""
+
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    metrics: Annotated[list[str], Field(min_length=1)]
+    between: Annotated[list[str], Field(min_length=2, max_length=2)]
+    rel: float | None = None
+    abs: float | None = None
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _tolerance(self) -> ParityCheck:
+        if self.rel is None and self.abs is None:
+            raise ValueError("a parity check needs 'rel' or 'abs'")
+        return self
+
+
 class Backend(Strict):
     runtime: Literal["host", "venv", "podman", "docker", "apptainer", "charliecloud", "auto"] = "venv"
     requirements: str | None = None
@@ -71,6 +139,7 @@ class Backend(Strict):
     env: dict[str, str] = Field(default_factory=dict)
     pass_env: list[str] = Field(default_factory=list)
     report_dir: str | None = None
+    fallback: list[Fallback] = Field(default_factory=list)
 
     @field_validator("report_dir")
     @classmethod
@@ -142,6 +211,8 @@ class Job(Strict):
     pass_env: list[str] = Field(default_factory=list)
     timeout_min: float | None = None
     resources: Resources | None = None
+    fallback: list[Fallback] = Field(default_factory=list)
+    requeue: int = 0
 
     @field_validator("command")
     @classmethod
@@ -183,6 +254,8 @@ class Campaign(Strict):
     backends: dict[str, Backend]
     defaults: Defaults = Field(default_factory=Defaults)
     jobs: dict[str, Job]
+    signatures: list[Signature] = Field(default_factory=list)
+    parity: list[ParityCheck] = Field(default_factory=list)
 
     @field_validator("report_dir")
     @classmethod
@@ -373,6 +446,19 @@ def cross_check(campaign: Campaign, located: LocatedYaml) -> list[str]:
                 problems.append(f"{located.where(base + ('needs', index))}: jobs.{name}.needs: unknown job "
                                 f"{need!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
         problems += _check_templates(campaign, name, job, located)
+        backend = campaign.backends.get(job.backend)
+        rules = job.fallback + (backend.fallback if backend else [])
+        known_params = set(campaign.defaults.params) | set(job.params) | set(job.matrix)
+        for rule in rules:
+            for param in rule.params:
+                if param not in known_params:
+                    problems.append(f"{located.where(base + ('fallback',))}: jobs.{name}.fallback: param {param!r} "
+                                    f"is not a param of this job (params: {', '.join(sorted(known_params)) or 'none'})")
+    for index, check in enumerate(campaign.parity):
+        for side, job_name in enumerate(check.between):
+            if job_name not in campaign.jobs:
+                problems.append(f"{located.where(('parity', index, 'between', side))}: parity.{check.name}: unknown "
+                                f"job {job_name!r}")
     return problems
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import signal as signals
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ptycho_batch.journal import JobState, utc_stamp, write_atomic
+from ptycho_batch.spec import Signature
 
 LOG_SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     ("oom", re.compile(r"CUDA out of memory|OutOfMemoryError|ResourceExhaustedError|OOM when allocating|"
@@ -28,17 +30,27 @@ EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exce
 class Verdict:
     failure_class: str
     line: str
+    signature: str | None = None
+    hint: str | None = None
 
 
 def classify(lines: list[str], *, exit_code: int | None, signal: int | None, timed_out: bool, cancelled: bool,
-             unmet: list[str], missing: list[str]) -> Verdict | None:
-    """None when the job passed; else its failure class and the line that shows it."""
+             unmet: list[str], missing: list[str], signatures: Sequence[Signature] = ()) -> Verdict | None:
+    """None when the job passed; else its failure class and the line that shows it.
+
+    The campaign's own `signatures` are tried before the built-in classes.
+    """
     if cancelled:
         return Verdict("cancelled", "cancelled by request")
     if timed_out:
         return Verdict("timeout", "killed after reaching its timeout")
     failed_run = exit_code not in (0, None) or signal is not None
     if failed_run:
+        for signature in signatures:
+            pattern = re.compile(signature.regex)
+            for line in lines:
+                if pattern.search(line):
+                    return Verdict(signature.class_, line.strip(), signature.name, signature.hint)
         for name, pattern in LOG_SIGNATURES:
             for line in lines:
                 if pattern.search(line):

@@ -9,6 +9,7 @@ from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+from ptycho_batch.compare import Comparison
 from ptycho_batch.decisions import Decision
 from ptycho_batch.journal import JobState
 from ptycho_batch.plan import Plan
@@ -55,4 +56,17 @@ def status_table(plan: Plan, states: dict[str, JobState], limit: int | None = No
         detail = state.failure_class and f"{state.failure_class}: {state.failure_line or ''}" or state.reason or ""
         table.add_row(escape(name), job.backend, job.stage, f"[{style}]{state.state}[/]", str(state.attempt or ""),
                       duration, escape(detail), escape(Path(state.log or job.log).name))
+    return table
+
+
+def compare_table(result: Comparison) -> Table:
+    a, b = result.left.label, result.right.label
+    table = Table(title=f"compare {a} vs {b} (rel tolerance {result.rel:g})", title_justify="left")
+    for column in ("job", "metric", a, b, "abs diff", "rel diff", "flag"):
+        table.add_column(column, overflow="fold")
+    for row in result.rows:
+        rel = f"{row.diff.relative:.3g}" if row.diff.relative is not None else ""
+        flag = "[bold red]beyond tolerance[/]" if row.flagged else "[green]ok[/]"
+        table.add_row(escape(row.job), escape(row.metric), f"{row.left:.6g}", f"{row.right:.6g}",
+                      f"{row.diff.absolute:.3g}", rel, flag)
     return table

@@ -1,0 +1,128 @@
+"""Fallback rules, campaign signatures, parity checks and `ptybatch compare` (real CLI, small real jobs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from helpers import host_campaign, ptybatch, write_campaign
+
+from ptycho_batch.journal import JobState
+from ptycho_batch.jobrun import rule_matches
+from ptycho_batch.parity import difference, evaluate, within
+from ptycho_batch.spec import FallbackWhen, ParityCheck
+
+PY = sys.executable
+
+
+def test_rule_matching_needs_every_condition() -> None:
+    failed = JobState(name="j", state="FAILED", failure_class="xla", exit_code=1)
+    lines = ["Epoch 3", "InvalidArgumentError: ImageProjectiveTransformV3 has no XLA kernel"]
+    assert rule_matches(FallbackWhen(**{"class": "xla"}), failed, lines)
+    assert rule_matches(FallbackWhen(pattern="ImageProjectiveTransformV3"), failed, lines)
+    assert not rule_matches(FallbackWhen(pattern="CUDA out of memory"), failed, lines)
+    assert not rule_matches(FallbackWhen(**{"class": "xla", "exit_code": 137}), failed, lines)
+    assert rule_matches(FallbackWhen(exit_code=1), failed, lines)
+
+
+def test_parity_math_is_symmetric_and_tolerances_either_way() -> None:
+    assert difference(1.0, 1.1) == difference(1.1, 1.0)
+    diff = difference(100.0, 104.0)
+    assert diff.absolute == 4.0 and abs(diff.relative - 4 / 104) < 1e-12
+    assert within(diff, 0.05, None) and not within(diff, 0.01, None) and within(diff, 0.01, 5.0)
+    assert difference(0.0, 0.0).relative == 0.0 and difference(0.0, 1e-9).relative == 1.0
+    check = ParityCheck(name="p", metrics=["m", "absent"], between=["a", "b"], rel=0.05)
+    states = {"a": JobState(name="a", state="COMPLETED", metrics={"m": 1.0}),
+              "b": JobState(name="b", state="COMPLETED", metrics={"m": 1.2})}
+    rows = evaluate(check, states)
+    assert rows[0].ok is False and rows[1].ok is None
+    states["b"].state = "FAILED"
+    assert evaluate(check, states)[0].ok is None, "parity is only evaluated when both jobs completed"
+
+
+FLAKY = ("import sys; mode = sys.argv[1]; print('Epoch 1/1 loss=2.0');"
+         "sys.exit('InvalidArgumentError: ImageProjectiveTransformV3 has no XLA kernel') if mode == 'native' "
+         "else print('Patch stats: mean=0.52, std=0.1, var_zero_mean=0.01')")
+STATS = {"patch_stats": r"Patch stats: mean=(?P<mean>\S+), std=(?P<std>\S+), var_zero_mean=(?P<var_zero_mean>\S+)",
+         "loss": r"Epoch \d+/\d+ loss=(?P<loss>\S+)"}
+
+
+def _phase(translate: str, torch_mean: float) -> dict:
+    jobs = {
+        "torch_train": {"backend": "a", "stage": "train", "observe": STATS,
+                        "command": [PY, "-c", f"print('Epoch 1/2 loss=3.0'); print('Epoch 2/2 loss=1.0');"
+                                              f"print('Patch stats: mean={torch_mean}, std=0.1, var_zero_mean=0.01')"]},
+        "tf_train": {"backend": "b", "stage": "train", "params": {"translate": translate}, "observe": STATS,
+                     "command": [PY, "-c", FLAKY, "{translate}"],
+                     "fallback": [{"when": {"class": "xla"}, "params": {"translate": "xla"},
+                                   "note": "native translation has no XLA kernel; XLA-compatible path"}]},
+        "tf_other": {"backend": "b", "command": [PY, "-c", "raise SystemExit('ImageProjectiveTransformV3 again')"]},
+    }
+    return host_campaign(jobs, signatures=[{"name": "ipt_v3", "regex": "ImageProjectiveTransformV3", "class": "xla",
+                                            "hint": "use --translate xla"}],
+                         parity=[{"name": "forward_patch_stats", "metrics": ["patch_stats.mean", "patch_stats.std"],
+                                  "between": ["torch_train", "tf_train"], "rel": 0.05}])
+
+
+def test_fallback_signatures_parity_and_report(tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, _phase("native", 0.5))
+    result = ptybatch("submit", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = tmp_path / "reports" / "t"
+    state = json.loads(next((tmp_path / "reports" / ".ptybatch" / "t").glob("*/jobs/tf_train/state.json")).read_text())
+    assert state["state"] == "COMPLETED" and state["attempt"] == 2
+    assert [a["state"] for a in state["attempts"]] == ["FAILED", "COMPLETED"]
+    assert state["attempts"][0]["failure_class"] == "xla" and state["attempts"][0]["red_note"]
+    assert Path(state["attempts"][0]["red_note"]).exists(), "the failed attempt's red note stays"
+    assert "use --translate xla" in Path(state["attempts"][0]["red_note"]).read_text()
+    assert (report / "cli" / "tf_train.attempt2.log").read_text().startswith("Epoch 1/1")
+    assert "ImageProjectiveTransformV3" in (report / "cli" / "tf_train.log").read_text()
+    inventory = (report / "analysis" / "artifact_inventory.md").read_text()
+    assert "COMPLETED via fallback (native translation has no XLA kernel; XLA-compatible path)" in inventory
+    assert "#1 FAILED (xla); #2 COMPLETED" in inventory
+    assert "**ipt_v3** (2 occurrences)" in inventory, "one blocker, two occurrences across jobs"
+    assert "| forward_patch_stats (torch_train vs tf_train) | `patch_stats.mean` | 0.5 | 0.52 |" in inventory
+    assert "✅" in inventory.split("## Parity")[1].split("##")[0]
+    (tmp_path / "b").mkdir()
+    other = write_campaign(tmp_path / "b", {**_phase("xla", 0.7), "campaign": "t2"})
+    assert ptybatch("submit", str(other), cwd=tmp_path / "b").returncode == 0
+    twin = json.loads((tmp_path / "b" / "reports" / "t2" / "analysis" / "artifact_inventory.json").read_text())
+    assert any(row["metric"] == "patch_stats.mean" and row["ok"] is False for row in twin["parity"])
+
+    compared = ptybatch("compare", str(path), str(other), "--metrics", "patch_stats.*", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    written = tmp_path / "b" / "reports" / "t2" / "analysis" / "compare_t_vs_t2.md"
+    text = written.read_text()
+    assert "| `torch_train` | `patch_stats.mean` | 0.5 | 0.7 |" in text and "beyond tolerance" in text
+    data = json.loads(written.with_suffix(".json").read_text())
+    assert {r["metric"] for r in data["rows"]} == {"patch_stats.mean", "patch_stats.std", "patch_stats.var_zero_mean"}
+    flagged = {(r["job"], r["metric"]) for r in data["rows"] if r["flagged"]}
+    assert flagged == {("torch_train", "patch_stats.mean")}
+    by_report = ptybatch("compare", str(tmp_path / "reports" / "t"), str(tmp_path / "b" / "reports" / "t2"),
+                         cwd=tmp_path)
+    assert by_report.returncode == 0 and "loss" in by_report.stdout
+
+
+def test_required_parity_failure_fails_the_phase(tmp_path: Path) -> None:
+    body = _phase("xla", 0.9)
+    body["parity"][0]["required"] = True
+    result = ptybatch("submit", str(write_campaign(tmp_path, body)), cwd=tmp_path)
+    assert result.returncode == 1
+    inventory = (tmp_path / "reports" / "t" / "analysis" / "artifact_inventory.md").read_text()
+    assert "required parity forward_patch_stats: patch_stats.mean out of tolerance" in inventory
+
+
+def test_report_plots_loss_curves_and_compare_bars(tmp_path: Path) -> None:
+    from conftest import requires
+    from ptycho_batch import plots
+
+    requires("plots", plots.available(), "matplotlib is not installed (the `plots` extra)")
+    path = write_campaign(tmp_path, _phase("xla", 0.5))
+    assert ptybatch("submit", str(path), cwd=tmp_path).returncode == 0
+    analysis = tmp_path / "reports" / "t" / "analysis"
+    png = analysis / "loss_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert "![training loss per epoch](loss_curves.png)" in (analysis / "artifact_inventory.md").read_text()
+    assert ptybatch("compare", str(path), str(path), cwd=tmp_path).returncode == 0
+    assert (analysis / "compare_t_vs_t.png").read_bytes()[:4] == b"\x89PNG"
