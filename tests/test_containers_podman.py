@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, requires
 
-from ptycho_batch import containers
+from ptycho_batch import containers, provenance
 from ptycho_batch.runtimes.base import Launch
 from ptycho_batch.runtimes.charliecloud import CharliecloudRuntime
 from ptycho_batch.runtimes.podman import PodmanRuntime
@@ -83,6 +83,13 @@ def test_probe_and_env_firewall_inside(images, tmp_path, monkeypatch, backend):
     assert record["container"] == "podman"
     assert record["python"]["prefix"] == "/opt/venv"
     assert "PTYBATCH_JOB" in record["env_names"] and CANARY not in record["env_names"]
+
+
+def test_provenance_pairs_the_image_id_with_the_probe(images, tmp_path):
+    runtime = PodmanRuntime(images["tf"].reference)
+    record = provenance.collect(runtime, Launch(argv=["true"], env={"PATH": os.environ["PATH"]}, workdir=tmp_path))
+    assert record["identity"] == f"podman:{listed_id(images['tf'].reference)}"
+    assert record["probe_exit_code"] == 0 and record["probe"]["frameworks"][0]["name"] == "tensorflow"
 
 
 def test_job_sees_its_workdir_as_home_and_cwd_as_the_submitter_without_network(images, tmp_path):

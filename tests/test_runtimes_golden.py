@@ -17,7 +17,7 @@ from ptycho_batch.runtimes.podman import PodmanRuntime
 WORK = Path("/runs/c1/.ptybatch/work/train_torch")
 DATA = Path("/data/sim")
 REPORT = Path("/runs/c1/reports")
-JOB_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/home/alice", "OMP_NUM_THREADS": "2", "PTYBATCH_JOB": "train_torch"}
+JOB_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/home/alice", "TMPDIR": "/scratch/alice", "OMP_NUM_THREADS": "2", "PTYBATCH_JOB": "train_torch"}
 ARGV = ["python", "-m", "ptycho_batch.workloads.torch", "train", "--epochs", "2"]
 
 
@@ -66,7 +66,7 @@ def test_docker_gpu_with_network():
 def test_oci_env_values_stay_out_of_argv_and_process_env_is_the_job_env(runtime):
     argv = runtime.argv(launch())
     assert "OMP_NUM_THREADS=2" not in argv and "PTYBATCH_JOB=train_torch" not in argv
-    assert not any(arg.startswith("PATH") for arg in argv)  # the image's PATH wins inside
+    assert not any(arg.startswith(("PATH", "TMPDIR")) for arg in argv)  # the image's own win inside
     assert runtime.env(launch()) == JOB_ENV  # the engine reads the forwarded values from here
 
 

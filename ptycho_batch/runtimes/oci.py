@@ -1,8 +1,8 @@
 """What every container runtime shares, and the `run` argv that podman and docker have in common.
 
-Inside a container the host's PATH and HOME make no sense: the image's PATH (its venv first) is kept,
-and HOME is the job's workdir (bind-mounted, writable, under the run's <out>), so framework caches land
-with the job. Every other variable of the job's firewalled env is passed by *name* (`--env NAME`): the
+Inside a container the host's PATH, HOME and TMPDIR make no sense: the image's PATH (its venv first)
+and /tmp are kept, and HOME is the job's workdir (bind-mounted, writable, under the run's <out>), so
+framework caches land with the job. Every other variable of the job's firewalled env is passed by *name* (`--env NAME`): the
 engine reads the value from its own environment, which is that env, so values never appear in argv
 and nothing of the submitter's environment reaches the container.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ptycho_batch.runtimes.base import Launch, Runtime, RuntimeUnavailable
 
-CONTAINER_OWN_ENV = frozenset({"PATH", "HOME"})
+CONTAINER_OWN_ENV = frozenset({"PATH", "HOME", "TMPDIR"})
 
 
 def forwarded_names(env: dict[str, str]) -> list[str]:

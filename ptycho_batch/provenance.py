@@ -1,0 +1,35 @@
+"""A job's provenance: its runtime's identity plus the probe, run through that same runtime and env.
+
+Meant for `analysis/<job>.provenance.json`: each result then says which image (digest) or venv and
+which framework, CUDA/cuDNN/XLA build and devices produced it. A probe costs one interpreter start
+plus a framework import (about 1 s for torch, 5 s for TensorFlow on 2 cores), so a run can probe once
+per runtime identity and share the record between that backend's jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from typing import Any
+
+from ptycho_batch.runtimes.base import Launch, Runtime
+
+PROBE_ARGV = ["python", "-m", "ptycho_batch.probe"]
+
+
+def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300) -> dict[str, Any]:
+    """Probe inside `runtime` with `launch`'s env, workdir and binds; never raises for a failed probe."""
+    probe_launch = dataclasses.replace(launch, argv=list(PROBE_ARGV))
+    record: dict[str, Any] = {"runtime": runtime.name, "identity": runtime.identity()}
+    try:
+        result = subprocess.run(runtime.argv(probe_launch), env=runtime.env(probe_launch), cwd=launch.workdir,
+                                capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {**record, "probe_error": f"{type(error).__name__}: {error}"}
+    record["probe_exit_code"] = result.returncode
+    try:
+        record["probe"] = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        record["probe_error"] = (result.stderr or result.stdout)[-2000:]
+    return record
