@@ -1,0 +1,151 @@
+"""What the viewer knows of a run: the journal read incrementally, and digests of the visible jobs' logs.
+
+A campaign of 10,000 jobs must not cost 10,000 JSON parses a second: each poll stats the state files
+and re-reads only those whose mtime or size changed. Logs are read only for the rows on screen, and
+only when they grew.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ptycho_batch.journal import JobState, Run, lock_held, read_owner
+from ptycho_batch.logs import log_path, read_tail
+from ptycho_batch.observe import extract_metrics
+from ptycho_batch.plan import Plan
+
+_Stamp = tuple[int, int]
+
+
+def _stamp(path: str) -> _Stamp | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+class JournalCache:
+    """A run's plan and job states; `poll()` picks up what changed since the last poll."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.plan = Plan.model_validate_json((run.dir / "plan.json").read_text())
+        self.states: dict[str, JobState] = {
+            name: JobState(name=name, backend=job.backend, stage=job.stage, log=job.log)
+            for name, job in self.plan.jobs.items()}
+        self.info: dict[str, Any] = {}
+        self.submit_alive = False
+        self.version = 0  # bumped whenever a state changed, so views can cache per version
+        self._seen: dict[str, _Stamp] = {}
+        self._jobs_dir = str(run.dir / "jobs")
+        self.started = _run_started(run)
+
+    def poll(self) -> list[JobState]:
+        """Re-read the state files that changed; return the states that did."""
+        changed: list[JobState] = []
+        for slug in self._job_folders():
+            path = f"{self._jobs_dir}/{slug}/state.json"
+            stamp = _stamp(path)
+            if stamp is None or self._seen.get(slug) == stamp:
+                continue
+            try:
+                state = JobState.model_validate_json(Path(path).read_bytes())
+            except (OSError, ValueError):
+                continue  # replaced while reading: the next poll sees the new file
+            self._seen[slug] = stamp
+            self.states[state.name] = state
+            changed.append(state)
+        self._poll_info()
+        if changed:
+            self.version += 1
+        return changed
+
+    def _job_folders(self) -> list[str]:
+        try:
+            with os.scandir(self._jobs_dir) as entries:
+                return [entry.name for entry in entries]
+        except FileNotFoundError:
+            return []
+
+    def _poll_info(self) -> None:
+        stamp = _stamp(str(self.run.dir / "run.json"))
+        if stamp is not None and self._seen.get("/run.json") != stamp:
+            try:
+                self.info = json.loads((self.run.dir / "run.json").read_text())
+                self._seen["/run.json"] = stamp
+            except (OSError, ValueError):
+                pass
+        self.submit_alive = lock_held(self.run.campaign_dir) and self._owner_is_this_run()
+
+    def _owner_is_this_run(self) -> bool:
+        return read_owner(self.run.campaign_dir).get("run_id") == self.run.id
+
+    @property
+    def all_final(self) -> bool:
+        return all(state.final for state in self.states.values())
+
+    def settled(self) -> bool:
+        """No state of this run will change any more: every job is final, or no one is left to move them."""
+        if self.all_final:
+            return True
+        return not self.submit_alive and self.info.get("executor") == "local"
+
+    def elapsed(self) -> float:
+        """Seconds since the run started; up to its last job's end once every job is final."""
+        if self.all_final:
+            ends = [s.ended for s in self.states.values() if s.ended is not None]
+            if ends:
+                return max(ends) - self.started
+        return time.time() - self.started
+
+
+def _run_started(run: Run) -> float:
+    """Run ids begin with their UTC start stamp (`20261126T062317Z-ab12`, or with milliseconds)."""
+    match = re.match(r"(\d{8}T\d{6})(\.\d+)?Z", run.id)
+    if match is None:
+        return (run.dir / "plan.json").stat().st_mtime
+    moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+    return moment.timestamp() + float(match.group(2) or 0)
+
+
+@dataclass
+class LogDigest:
+    """The last line of a log and the metrics its tail shows (for jobs still running)."""
+
+    stamp: _Stamp | None = None
+    last_line: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class LogDigests:
+    """Per-log digests, recomputed only when the log's size or mtime changed."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._digests: dict[str, LogDigest] = {}
+
+    def get(self, state: JobState) -> LogDigest:
+        path = str(log_path(self.plan, state))
+        digest = self._digests.setdefault(path, LogDigest())
+        stamp = _stamp(path)
+        if stamp is not None and stamp != digest.stamp:
+            text = read_tail(Path(path))
+            lines = [line for line in text.splitlines() if line.strip()]
+            digest.stamp = stamp
+            digest.last_line = lines[-1].strip() if lines else ""
+            digest.metrics = extract_metrics(text, self.plan.jobs[state.name].observe)[0]
+        return digest
+
+    def metrics(self, state: JobState) -> dict[str, Any]:
+        """Recorded metrics once the job concluded; the ones its log shows so far while it runs."""
+        if state.metrics or state.final:
+            return state.metrics
+        return self.get(state).metrics if state.state == "RUNNING" else {}
