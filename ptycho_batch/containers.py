@@ -47,6 +47,17 @@ class BuiltImage:
     log: Path
 
 
+def parse_build_args(values: Sequence[str]) -> dict[str, str]:
+    """`["BASE=img", "ACCELERATOR=cpu"]` (repeated `--build-arg NAME=VALUE`) -> a dict; VALUE may be empty."""
+    parsed = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name:
+            raise ContainerError(f"--build-arg wants NAME=VALUE, got {value!r}")
+        parsed[name] = setting
+    return parsed
+
+
 def default_reference(backend: str) -> str:
     return f"localhost/ptybatch-{backend}:latest"
 

@@ -130,6 +130,13 @@ def test_export_writes_an_oci_archive(tmp_path):
         assert {"index.json", "oci-layout"} <= set(tar.getnames())
 
 
+def test_build_args_parse_from_the_command_line():
+    assert containers.parse_build_args(["BASE=localhost/b:1", "TORCH_CPU_INDEX=", "X=a=b"]) == {
+        "BASE": "localhost/b:1", "TORCH_CPU_INDEX": "", "X": "a=b"}
+    with pytest.raises(containers.ContainerError, match="NAME=VALUE"):
+        containers.parse_build_args(["BASE"])
+
+
 def test_sif_without_apptainer_says_so():
     if shutil.which("apptainer"):
         pytest.skip("apptainer is installed: the error path cannot be shown")

@@ -140,3 +140,4 @@ def test_charliecloud_identity_is_the_source_image_id(tmp_path):
     assert charliecloud(tmp_path).identity() == "charliecloud:sha256:abc"
     with pytest.raises(RuntimeUnavailable, match="ptybatch containers charliecloud"):
         charliecloud(tmp_path / "nothing").identity()
+

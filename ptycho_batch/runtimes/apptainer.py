@@ -52,6 +52,7 @@ class ApptainerRuntime(Runtime):
         return env
 
     def prepare(self) -> None:
+        find_executable("apptainer", self._executable)
         self.identity()
 
     def identity(self) -> str:

@@ -41,6 +41,7 @@ class CharliecloudRuntime(Runtime):
         return env
 
     def prepare(self) -> None:
+        find_executable("ch-run", self._executable)
         self.identity()
 
     def identity(self) -> str:
