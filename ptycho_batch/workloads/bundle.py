@@ -2,7 +2,7 @@
 
 Framework-neutral, so a bundle trained with one framework loads into the other. Written to a temporary
 name and renamed, so a bundle path that exists is complete; zip entries carry a fixed timestamp and the
-HDF5 datasets no modification times, so the same weights give the same bytes (stable digests).
+HDF5 objects no times, so the same weights give the same bytes (stable digests).
 """
 
 from __future__ import annotations
@@ -29,9 +29,24 @@ class Bundle:
     params: dict  # intensity_scale, gridsize, N, backend, framework_version, training record
 
 
+def _untimed(kind: int):
+    plist = h5py.h5p.create(kind)
+    plist.set_obj_track_times(False)
+    return plist
+
+
 def _hdf5_bytes(bundle: Bundle) -> bytes:
+    """HDF5 without object timestamps (root, groups and datasets), so equal weights give equal bytes."""
     buffer = io.BytesIO()
-    with h5py.File(buffer, "w", libver="latest") as h5:
+    access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    access.set_fileobj_driver(h5py.h5fd.fileobj_driver, buffer)
+    access.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    groups = _untimed(h5py.h5p.GROUP_CREATE)
+    file_id = h5py.h5f.create(b"wts.h5", h5py.h5f.ACC_TRUNC, fapl=access, fcpl=_untimed(h5py.h5p.FILE_CREATE))
+    with h5py.File(file_id) as h5:
+        h5py.h5g.create(h5.id, b"weights", gcpl=groups)
+        for layer in sorted({name.split("/")[0] for name in bundle.weights}):
+            h5py.h5g.create(h5.id, f"weights/{layer}".encode(), gcpl=groups)
         for name in sorted(bundle.weights):
             h5.create_dataset(f"weights/{name}", data=bundle.weights[name], track_times=False)
         h5.create_dataset("probe", data=bundle.probe, track_times=False)
