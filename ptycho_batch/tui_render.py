@@ -69,16 +69,17 @@ def header(cache: JournalCache, counts: Counter[str]) -> RenderableType:
     done = sum(count for state, count in counts.items() if state not in ("PENDING", "RUNNING"))
     submit = Text("submit running", style="green") if cache.submit_alive else Text("no submit running", style="dim")
     title = Text.assemble((plan.title, "bold"), f"  campaign {plan.campaign} · run {cache.run.id} · executor ",
-                          (str(info.get("executor", "?")), "bold"), " · ", submit)
+                          (str(info.get("executor", "?")), "bold"), " · ", submit,
+                          no_wrap=True, overflow="ellipsis")
     backends = " · ".join(
         f"{backend}={plan.runtimes.get(backend, '?')} ({'required' if backend in plan.required_backends else 'optional'})"
         for backend in [*plan.required_backends, *plan.optional_backends])
-    line2 = Text(f"backends: {backends}   elapsed {fmt_duration(cache.elapsed())}")
+    line2 = _line(f"backends: {backends}   elapsed {fmt_duration(cache.elapsed())}", "")
     progress = Table.grid(padding=(0, 1))
     progress.add_column(no_wrap=True)
     progress.add_column(ratio=1)
     progress.add_column(no_wrap=True)
-    progress.add_row(counts_text(counts), ProgressBar(total=max(total, 1), completed=done),
+    progress.add_row(counts_text(counts), ProgressBar(total=max(total, 1), completed=done, complete_style="green", finished_style="green"),
                      Text(f"{done}/{total} done"))
     return Group(title, line2, progress)
 
@@ -100,10 +101,10 @@ def job_table(rows: Sequence[Row], selected: str | None, cache: JournalCache, di
               expanded: set[str]) -> Table:
     """The visible rows only; the caller windows them (10,000 jobs never reach this function)."""
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False, padding=(0, 1))
-    for column, options in (("job", {"ratio": 3, "min_width": 12}), ("backend", {}), ("stage", {}),
+    for column, options in (("job", {"ratio": 2, "min_width": 12}), ("backend", {}), ("stage", {}),
                             ("state", {"min_width": 11}), ("att", {"justify": "right"}), ("where", {}),
-                            ("elapsed", {"justify": "right"}), ("last log line", {"ratio": 4}),
-                            ("metrics", {"ratio": 3})):
+                            ("elapsed", {"justify": "right"}), ("last log line", {"ratio": 3}),
+                            ("metrics", {"ratio": 4})):
         table.add_column(column, no_wrap=True, overflow="ellipsis", **options)
     for row in rows:
         style = "reverse" if row.key == selected else ""
@@ -118,7 +119,8 @@ def _job_cells(row: Row, cache: JournalCache, digests: LogDigests) -> list[Rende
     state = cache.states[row.key]
     job = cache.plan.jobs[row.key]
     name = "  " + row.key[len(job.base):] if row.child else row.key
-    last_line = digests.get(state).last_line if state.state != "PENDING" else (state.reason or "")
+    says_why = state.state in ("PENDING", "SKIPPED", "CANCELLED") and state.reason
+    last_line = state.reason if says_why else digests.get(state).last_line
     return [Text(name), job.backend, job.stage, state_text(state.state), str(state.attempt or ""),
             _where(state), fmt_duration(state.duration), Text(last_line, style="dim"),
             Text(fmt_metrics(digests.metrics(state)))]
@@ -165,7 +167,7 @@ def policy_line(plan: Plan, states: dict[str, JobState], settled: bool) -> Text:
     """Whether the required backends are on track; the report's verdict once nothing will change."""
     if settled:
         decision = policy_decision(plan, states)
-        return Text(("✔ " if decision.passed else "✘ ") + decision.text, style="green" if decision.passed else "bold red")
+        return _line(("✔ " if decision.passed else "✘ ") + decision.text, "green" if decision.passed else "bold red")
     required = [s for s in states.values() if s.backend in plan.required_backends]
     off_track = [s for s in required if s.state in BAD_STATES]
     optional_bad = sum(1 for s in states.values() if s.backend in plan.optional_backends and s.state in BAD_STATES)
@@ -173,10 +175,15 @@ def policy_line(plan: Plan, states: dict[str, JobState], settled: bool) -> Text:
     deferred = f"; optional backends: {optional_bad} not passing (deferred, never fatal)" if optional_bad else ""
     if off_track:
         shown = "; ".join(f"{s.name} {s.state}" for s in off_track[:3]) + (" …" if len(off_track) > 3 else "")
-        return Text(f"✘ {plan.policy_id}: required backends {names} off track: {shown}{deferred}", style="bold red")
+        return _line(f"✘ {plan.policy_id}: required backends {names} off track: {shown}{deferred}", "bold red")
     completed = sum(1 for s in required if s.state == "COMPLETED")
-    return Text(f"▶ {plan.policy_id}: required backends {names} on track: {completed}/{len(required)} "
-                f"completed{deferred}", style="green")
+    return _line(f"▶ {plan.policy_id}: required backends {names} on track: {completed}/{len(required)} "
+                 f"completed{deferred}", "green")
+
+
+def _line(text: str, style: str) -> Text:
+    """One screen line whatever the width (the table's height budget counts on it)."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
 def log_view(state: JobState, path: Path, lines: list[str], height: int) -> Panel:
@@ -187,7 +194,7 @@ def log_view(state: JobState, path: Path, lines: list[str], height: int) -> Pane
 
 
 def footer(hint: str, message: str = "") -> Text:
-    text = Text(hint, style="dim")
+    text = _line(hint, "dim")
     if message:
-        text = Text.assemble((message, "bold yellow"), "   ", text)
+        text = Text.assemble((message, "bold yellow"), "   ", text, no_wrap=True, overflow="ellipsis")
     return text

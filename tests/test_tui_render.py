@@ -1,0 +1,185 @@
+"""The dashboard rendered to a recording rich Console, over journals written with the real Run/JobState API."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from ptycho_batch.journal import JobState, Run
+from ptycho_batch.logs import find_job, follow, tail_lines
+from ptycho_batch.spec import SpecError
+from ptycho_batch.tui import watch_plain
+from ptycho_batch.tui_app import Dashboard
+from ptycho_batch.tui_journal import JournalCache
+from ptycho_batch.tui_synthetic import synthetic_run
+from ptycho_batch.tui_term import split_keys
+
+SMALL = {"simulate": 1, "train": 1, "sweep": 8, "compare": 1}
+
+
+def screen(dashboard: Dashboard, width: int = 160, height: int = 40) -> str:
+    console = Console(width=width, height=height, record=True, file=io.StringIO(), color_system=None)
+    console.print(dashboard.frame(width, height))
+    return console.export_text()
+
+
+def dashboard_of(run: Run) -> Dashboard:
+    dashboard = Dashboard(run)
+    dashboard.cache.poll()
+    return dashboard
+
+
+def line_of(text: str, job: str) -> str:
+    """The table row that starts with `job`."""
+    return next(line for line in text.splitlines() if line.lstrip().startswith(job + " "))
+
+
+def test_expanded_group_shows_every_state_with_symbol_where_and_elapsed(tmp_path: Path) -> None:
+    dashboard = dashboard_of(synthetic_run(tmp_path, {"sweep": 8}))
+    collapsed = screen(dashboard)
+    assert "▸ sweep (8)" in collapsed and "  [seed=0]" not in collapsed
+    assert re.search(r"▶2 ✘1 ⊘1 ↷1 ·1 ✔2", collapsed)
+    dashboard.handle("space")
+    text = screen(dashboard)
+    for state, symbol in (("COMPLETED", "✔"), ("RUNNING", "▶"), ("FAILED", "✘"), ("PENDING", "·"),
+                          ("SKIPPED", "↷"), ("CANCELLED", "⊘")):
+        assert f"{symbol} {state}" in text, state
+    running = line_of(text, "[seed=1]")
+    assert "▶ RUNNING" in running and "81001 gpu02" in running and re.search(r"\d+s", running)
+    assert "upstream train FAILED" in line_of(text, "[seed=5]")  # a skipped job says why
+
+
+def test_metrics_recorded_when_final_and_read_from_the_log_while_running(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, SMALL, executor="local")
+    simulate = JournalCache(run).poll()
+    recorded = next(s for s in simulate if s.name == "simulate").model_copy(update={"metrics": {"snr_db": 31.25}})
+    run.write_state("simulate", recorded)
+    dashboard = dashboard_of(run)
+    text = screen(dashboard, width=220)
+    assert "snr_db=31.25" in line_of(text, "simulate")        # COMPLETED: the journal's metrics
+    train = line_of(text, "train")
+    assert "pid 20001" in train and "epoch 4/50 loss=0.02500" in train
+    assert "patch_stats.mean=0.5" in train                    # RUNNING: parsed from its log so far
+    log = Path(dashboard.cache.states["train"].log or "")
+    with log.open("a") as handle:
+        handle.write("epoch 5/50 loss=0.00042\n")
+    assert "epoch 5/50 loss=0.00042" in line_of(screen(dashboard, width=220), "train")
+
+
+def test_blockers_panel_lists_failure_class_and_line_newest_first(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, SMALL)
+    dashboard = dashboard_of(run)
+    text = screen(dashboard, width=200)
+    assert "blockers: 1" in text
+    assert re.search(r"✘ sweep\[seed=1\]\s+xla\s+XlaRuntimeError: INTERNAL: ptxas", text)
+    compare = dashboard.cache.states["compare"]
+    run.write_state("compare", compare.model_copy(update={
+        "state": "FAILED", "failure_class": "oom", "ended": time.time(),
+        "failure_line": "torch.OutOfMemoryError: CUDA out of memory"}))
+    dashboard.cache.poll()
+    panel = screen(dashboard, width=200).split("blockers: 2", 1)[1]
+    assert re.search(r"✘ compare\s+oom\s+torch.OutOfMemoryError.*\n.*✘ sweep\[seed=1\]", panel)
+
+
+def test_no_blockers_panel_and_policy_on_track_when_nothing_failed(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, {"train": 1, "infer": 1})  # COMPLETED, RUNNING
+    text = screen(dashboard_of(run))
+    assert "blockers" not in text
+    assert "▶ POLICY-C1: required backends [torch] on track: 1/1 completed" in text
+
+
+def test_policy_off_track_then_the_reports_verdict_once_settled(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, SMALL)
+    dashboard = dashboard_of(run)
+    assert "✘ POLICY-C1: required backends [torch] off track: sweep[seed=1] FAILED; sweep[seed=3] SKIPPED" \
+        in screen(dashboard)
+    for name, state in dashboard.cache.states.items():
+        if not state.final:
+            run.write_state(dashboard.cache.plan.jobs[name].slug, state.model_copy(update={"state": "CANCELLED"}))
+    settled = screen(dashboard_of(run), width=300)
+    assert "✘ POLICY-C1: required backends [torch] did not pass (sweep[seed=1] FAILED" in settled
+
+
+def test_matrix_collapses_and_only_the_rows_that_fit_are_shown(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, {"sweep": 1_500, **{f"job{i:04d}": 1 for i in range(500)}})
+    dashboard = dashboard_of(run)
+    text = screen(dashboard, height=30)
+    assert "▸ sweep (1500)" in text and "job0000" in text and "job0100" not in text
+    assert len(text.rstrip("\n").splitlines()) <= 30
+    dashboard.handle("end")
+    assert "job0499" in screen(dashboard, height=30)
+
+
+def test_keys_select_open_log_and_cancel_after_confirmation(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, SMALL, executor="local")
+    dashboard = dashboard_of(run)
+    dashboard.handle("j")                                     # train (RUNNING)
+    assert dashboard.row.key == "train"
+    dashboard.handle("enter")
+    log = screen(dashboard)
+    assert "log: train ▶ RUNNING" in log and "epoch 4/50 loss=0.02500" in log
+    dashboard.handle("esc")
+    dashboard.handle("c")
+    assert "cancel train? [y/n]" in screen(dashboard)
+    dashboard.handle("n")
+    assert not run.cancel_requested("train")
+    dashboard.handle("c")
+    dashboard.handle("y")
+    assert run.cancel_requested("train")
+    assert "cancel requested: train" in screen(dashboard)
+    dashboard.handle("k")
+    dashboard.handle("c")                                     # simulate is COMPLETED: nothing to confirm
+    assert dashboard.mode == "table" and "nothing to cancel" in screen(dashboard)
+    dashboard.handle("q")
+    assert dashboard.quit
+
+
+def test_plain_mode_prints_state_changes_without_control_codes(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, {"train": 1, "infer": 1}, executor="local")  # no local submit alive: settled
+    out = io.StringIO()
+    code = watch_plain(run, threading.Event(), 0.01, out)
+    text = out.getvalue()
+    assert "\x1b" not in text
+    assert "[ptybatch] train: COMPLETED" in text and "[ptybatch] infer: RUNNING" in text
+    assert code == 0 and "proceeding with torch-only evidence; tf deferred" in text.splitlines()[-1]
+
+
+def test_journal_cache_rereads_only_changed_state_files(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, SMALL)
+    cache = JournalCache(run)
+    assert len(cache.poll()) == 10                            # 11 jobs, one PENDING without a file
+    assert cache.poll() == []
+    train = cache.states["train"].model_copy(update={"state": "COMPLETED"})
+    run.write_state("train", train)
+    os.utime(run.job_dir("train") / "state.json", ns=(1, 1))  # a new mtime even within one clock tick
+    assert [s.name for s in cache.poll()] == ["train"] and cache.states["train"].state == "COMPLETED"
+
+
+def test_escape_sequences_become_key_names() -> None:
+    assert split_keys("j\x1b[Bq\x1bOA\r \x1b") == ["j", "down", "q", "up", "enter", "space", "esc"]
+
+
+def test_logs_find_jobs_tail_and_follow(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, SMALL)
+    plan = JournalCache(run).plan
+    assert find_job(plan, "sim") == "simulate" and find_job(plan, "sweep_seed_3") == "sweep[seed=3]"
+    for token, message in (("sweep", "ambiguous"), ("trian", "did you mean train")):
+        try:
+            find_job(plan, token)
+        except SpecError as error:
+            assert message in error.problems[0]
+        else:
+            raise AssertionError(f"{token} should not resolve")
+    state = JournalCache(run).poll()[0]
+    log = Path(state.log or "")
+    log.write_text("x" * 200_000 + "\n" + "\n".join(f"line {i}" for i in range(5)) + "\n")
+    assert tail_lines(log, 2) == ["line 3", "line 4"]
+    copied = io.BytesIO()
+    follow(lambda: JobState(name=state.name, state="COMPLETED", log=str(log)), plan, copied, poll=0.01)
+    assert copied.getvalue() == log.read_bytes()
