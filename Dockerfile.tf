@@ -23,13 +23,13 @@ RUN set -eu; \
       cpu) ;; \
       *) echo "ACCELERATOR must be cuda or cpu" >&2; exit 1 ;; \
     esac; \
-    pip install --no-cache-dir --no-compile -r /tmp/requirements.txt; \
+    pip install --no-cache-dir -r /tmp/requirements.txt; \
     rm /tmp/requirements.txt; \
     TF_CPP_MIN_LOG_LEVEL=2 python -c 'import tensorflow as tf; print("tensorflow", tf.__version__, tf.sysconfig.get_build_info().get("cuda_version"))'
 
 COPY pyproject.toml README.md /tmp/ptybatch/
 COPY ptycho_batch /tmp/ptybatch/ptycho_batch
-RUN pip install --no-cache-dir --no-compile --no-deps /tmp/ptybatch && rm -rf /tmp/ptybatch \
+RUN pip install --no-cache-dir --no-deps /tmp/ptybatch && rm -rf /tmp/ptybatch \
  && useradd --create-home --uid 10001 --user-group ptybatch
 
 ARG BASE
