@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # dev-cluster-lib.sh -- shared by start-dev-cluster.sh and stop-dev-cluster.sh (sourced, not run).
 
 # live_pid PIDFILE COMM: print the pid that PIDFILE names when it is a live, non-zombie process called

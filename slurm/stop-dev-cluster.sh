@@ -20,12 +20,12 @@ export SLURM_CONF=$DIR/slurm.conf
 
 cancel_all_jobs() {
   live_pid "$DIR/run/slurmctld.pid" slurmctld >/dev/null && [ -f "$SLURM_CONF" ] || return 0
-  local jobs i
+  local jobs
   mapfile -t jobs < <(timeout 10 squeue -h -o %A 2>/dev/null | sort -u)
   [ ${#jobs[@]} -gt 0 ] || return 0
   log "cancelling ${#jobs[@]} job(s)"
   timeout 10 scancel "${jobs[@]}" 2>/dev/null
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [ -z "$(timeout 10 squeue -h -t RUNNING,COMPLETING,SUSPENDED 2>/dev/null)" ] && return 0
     sleep 0.2
   done
@@ -33,11 +33,11 @@ cancel_all_jobs() {
 }
 
 stop_daemon() { # stop_daemon PIDFILE COMM: SIGTERM, wait up to 30 s, then SIGKILL
-  local pid i
+  local pid
   if ! pid=$(live_pid "$1" "$2"); then rm -f "$1"; log "$2 not running"; return 0; fi
   log "stopping $2 (pid $pid)"
   kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 150); do live_pid "$1" "$2" >/dev/null || break; sleep 0.2; done
+  for _ in $(seq 1 150); do live_pid "$1" "$2" >/dev/null || break; sleep 0.2; done
   if live_pid "$1" "$2" >/dev/null; then
     log "$2 ignored SIGTERM for 30 s: SIGKILL"
     kill -KILL "$pid" 2>/dev/null

@@ -64,9 +64,8 @@ def test_afterok_chain_runs_in_order(slurm: None, tmp_path: Path) -> None:
     first = sbatch("--wrap", "sleep 1; echo first >> order", cwd=tmp_path)
     second = sbatch(f"--dependency=afterok:{first}", "--wrap", "echo second >> order", cwd=tmp_path)
     sbatch(f"--dependency=afterok:{second}", "--wrap", "echo third >> order", cwd=tmp_path)
-    # poll the file, not `sbatch --wait`: its back-off polling alone takes about 10 s here
 
-    order = tmp_path / "order"
+    order = tmp_path / "order"  # polled rather than `sbatch --wait`, whose own back-off adds about 8 s
     lines = wait_for(lambda: _lines_when(order, 3), 60, "three jobs to write their line")
     assert lines == ["first", "second", "third"]
 
@@ -156,7 +155,7 @@ def test_preempted_job_is_requeued_and_sacct_counts_its_attempts(slurm: None, tm
                       timeout=30).stdout.strip() == "":
         pytest.skip("needs the dev cluster's preempting partition 'urgent'")
     victim = sbatch("--partition=debug", "--exclusive", "--wrap", "echo run >> runs; sleep 5", cwd=tmp_path)
-    wait_for(lambda: _state_if(victim, "RUNNING"), 30, "the victim to run")
+    wait_for(lambda: _state_if(victim, "RUNNING"), 90, "the victim to run (alone on the node)")
     sbatch("--partition=urgent", "--exclusive", "--wrap", "true", cwd=tmp_path)
 
     requeued = wait_for(lambda: _preempted_once(victim), 30, "sacct to record the preemption")

@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 DEFAULT_TIMEOUT_S = 30.0
 # Slurm's MaxArraySize when a cluster does not set it.
@@ -24,6 +24,7 @@ TERMINAL_STATES = frozenset({
 })
 _SACCT_FIELDS = ("JobID", "State", "ExitCode", "NodeList", "Elapsed", "Reason")
 _SQUEUE_FORMAT = "%i|%T|%N|%M|%r"  # the same fields as sacct's, less the exit code squeue lacks
+_ALREADY_ENDED = ("Invalid job id", "already completing or completed")  # scancel's harmless complaints
 _ARRAY_RANGE = re.compile(r"^(?P<job>\d+)_\[(?P<ranges>[\d,\-]+)(?:%\d+)?\]$")
 
 
@@ -160,8 +161,7 @@ def scancel(job_ids: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> Non
     argv = ["scancel", *ids]
     completed = run_slurm_command(argv, timeout_s)
     problems = [line for line in completed.stderr.splitlines()
-                if line.strip() and "Invalid job id" not in line and "already completing or completed" not in line
-                and "Job/step already" not in line]
+                if line.strip() and not any(harmless in line for harmless in _ALREADY_ENDED)]
     if completed.returncode != 0 and problems:
         raise SlurmCommandError(argv, f"exit {completed.returncode}: {' / '.join(problems)}")
 
@@ -173,20 +173,21 @@ def _parse_state_lines(text: str, with_exit_code: bool) -> dict[str, SlurmState]
         if not line.strip():
             continue
         if with_exit_code:
-            job_id, state, exit_code, node, elapsed, reason = line.split("|", 5)
+            job_id, state_text, exit_code, node, elapsed, reason = line.split("|", 5)
         else:
-            job_id, state, node, elapsed, reason = line.split("|", 4)
+            job_id, state_text, node, elapsed, reason = line.split("|", 4)
             exit_code = ""
         code, signal = _parse_exit_code(exit_code)
-        fields = dict(state=state.split(" ")[0], exit_code=code, signal=signal, node=_node(node),
-                      elapsed_s=parse_elapsed(elapsed), reason=_reason(reason))
+        state = SlurmState(job_id=job_id, state=state_text.split(" ")[0], exit_code=code, signal=signal,
+                           node=_node(node), elapsed_s=parse_elapsed(elapsed), reason=_reason(reason))
         task_ids = expand_array_range(job_id)
-        if task_ids is None:
-            earlier = exact.get(job_id)
-            earlier_states = (*earlier.earlier_states, earlier.state) if earlier else ()
-            exact[job_id] = SlurmState(job_id=job_id, earlier_states=earlier_states, **fields)
+        if task_ids is not None:
+            from_ranges.update((task_id, replace(state, job_id=task_id)) for task_id in task_ids)
+        elif job_id in exact:  # a later run of a requeued job
+            earlier = exact[job_id]
+            exact[job_id] = replace(state, earlier_states=(*earlier.earlier_states, earlier.state))
         else:
-            from_ranges.update((task_id, SlurmState(job_id=task_id, **fields)) for task_id in task_ids)
+            exact[job_id] = state
     return {**from_ranges, **exact}
 
 
