@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+import os
+
+# libgomp spin-waits by default; on a shared CPU (campaign jobs side by side, CI) that made epochs up to
+# 10x slower. Read once when torch loads libgomp, so it must be set before the import; users may override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from ptycho_batch.workloads.architecture import layers
 from ptycho_batch.workloads.model_api import Framework, ModelConfig, PinnModel, Prediction
