@@ -42,7 +42,7 @@ def time_runs(runtime: Runtime, launch: Launch, runs: int) -> list[float]:
 
 
 def charliecloud_image(image: str) -> Path:
-    directory = containers.images_dir() / f"{containers.artifact_stem(image)}.ch"
+    directory = containers.charliecloud_dir(image)
     if not (directory / SOURCE_ID_FILE).is_file():
         containers.charliecloud(image, destination=directory)
     return directory

@@ -73,6 +73,16 @@ def artifact_stem(reference: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", reference.rsplit("/", 1)[-1])
 
 
+def sif_path(reference: str) -> Path:
+    """Where `sif(reference)` writes by default: an OCI `image:` maps to its SIF for `--runtime apptainer`."""
+    return images_dir() / f"{artifact_stem(reference)}.sif"
+
+
+def charliecloud_dir(reference: str) -> Path:
+    """Where `charliecloud(reference)` converts to by default, for `--runtime charliecloud`."""
+    return images_dir() / f"{artifact_stem(reference)}.ch"
+
+
 def framework_version(requirements: Path) -> str:
     """The framework version pinned in a backend's requirements (the single source of pins)."""
     match = _FRAMEWORK_PIN.search(requirements.read_text())
@@ -164,7 +174,7 @@ def sif(reference: str, *, engine: str = "podman", destination: Path | None = No
     if not apptainer:
         raise ContainerError("apptainer is not installed here: build SIF files where it is "
                              "(the containers workflow does), or use another runtime")
-    destination = destination or images_dir() / f"{artifact_stem(reference)}.sif"
+    destination = destination or sif_path(reference)
     archive_format = "oci-archive" if engine == "podman" else "docker-archive"
     archive = export(reference, format=archive_format, engine=engine,
                      destination=destination.with_name(destination.name + ".src.tar"))
@@ -183,7 +193,7 @@ def charliecloud(reference: str, *, engine: str = "podman", destination: Path | 
         raise ContainerError("ch-convert not found: install charliecloud (Debian: charliecloud python3-lark)")
     executable = find_executable(engine, None)
     image_id = inspect_image_id(executable, reference)
-    destination = destination or images_dir() / f"{artifact_stem(reference)}.ch"
+    destination = destination or charliecloud_dir(reference)
     if destination.exists() and not (destination / SOURCE_ID_FILE).is_file():
         raise ContainerError(f"{destination} exists and is not a converted image: not replacing it")
     partial = destination.with_name(destination.name + ".partial")
