@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ptycho_batch.paths import PACKAGE_DIR, cache_dir
 from ptycho_batch.progress import spinner
+from ptycho_batch.runtimes.base import RuntimeUnavailable
 from ptycho_batch.runtimes.charliecloud import SOURCE_ID_FILE
 from ptycho_batch.runtimes.oci import find_executable, inspect_image_id
 
@@ -33,8 +34,9 @@ VERSION_LABEL = {"torch": "io.ptybatch.torch.version", "tf": "io.ptybatch.tensor
 _FRAMEWORK_PIN = re.compile(r"^(torch|tensorflow(?:-cpu)?)==([^\s;#]+)", re.MULTILINE)
 
 
-class ContainerError(Exception):
-    """A container tool is missing or one of its steps failed."""
+class ContainerError(RuntimeUnavailable):
+    """A container tool is missing or one of its steps failed (a RuntimeUnavailable, so that callers
+    handle a missing image and a failed build alike)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,10 @@ def framework_version(requirements: Path) -> str:
 
 
 def git_revision(directory: Path) -> str:
-    result = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True)
+    try:
+        result = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:  # no git here
+        return "unknown"
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
