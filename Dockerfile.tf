@@ -2,7 +2,8 @@
 #   default:          CUDA 12.5 + cuDNN 9 runtime base, tensorflow[and-cuda] from PyPI
 #   local CPU build:  --build-arg BASE=localhost/ptybatch-base:bookworm --build-arg ACCELERATOR=cpu
 # Pins come only from containers/tf/requirements.txt (shared with the venv runtime).
-ARG BASE=docker.io/nvidia/cuda:12.5.1-cudnn-runtime-ubuntu22.04
+# The base needs Python >= 3.11 from apt (the numpy pin): Ubuntu 24.04 or Debian 12.
+ARG BASE=docker.io/nvidia/cuda:12.5.1-cudnn-runtime-ubuntu24.04
 FROM ${BASE}
 
 # cuda: the pinned version as tensorflow[and-cuda] (CUDA/cuDNN/NCCL wheels); cpu: tensorflow-cpu as pinned.
