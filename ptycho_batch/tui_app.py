@@ -6,7 +6,6 @@ same for the local and the SLURM executor.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Literal
 
 from rich.console import Group, RenderableType
@@ -37,16 +36,10 @@ class Dashboard:
         self.mode: Literal["table", "log", "confirm"] = "table"
         self.message = ""
         self.quit = False
-        self._counts: tuple[int, Counter[str]] = (-1, Counter())
 
     @property
     def row(self) -> Row:
         return self.rows[self.selected]
-
-    def counts(self) -> Counter[str]:
-        if self._counts[0] != self.cache.version:
-            self._counts = (self.cache.version, Counter(s.state for s in self.cache.states.values()))
-        return self._counts[1]
 
     # ------------------------------------------------------------------------------------------ keys
 
@@ -74,7 +67,7 @@ class Dashboard:
         elif key == "c":
             self._ask_cancel()
         elif key == "r":
-            self.cache.poll()
+            self.cache.poll(full=True)
             self.message = "refreshed"
 
     def _toggle_group(self) -> None:
@@ -108,13 +101,14 @@ class Dashboard:
     def frame(self, width: int, height: int) -> RenderableType:
         """Everything on screen for a terminal of `height` lines; only the rows that fit are built."""
         states = self.cache.states
-        top = header(self.cache, self.counts())
+        top = header(self.cache, self.cache.counts())
         if self.mode == "log" and not self.row.group:
             state = states[self.row.key]
             path = log_path(self.cache.plan, state)
             lines_shown = max(3, height - HEADER_LINES - 3)
             return Group(top, log_view(state, path, tail_lines(path, lines_shown), lines_shown), footer(LOG_KEYS))
-        blockers = blockers_panel(states.values(), limit=min(BLOCKERS_SHOWN, max(1, height // 6)))
+        limit = min(BLOCKERS_SHOWN, max(1, height // 6))
+        blockers = self.cache.per_version(f"blockers{limit}", lambda: blockers_panel(states.values(), limit))
         blocker_lines = blocker_height(blockers)
         visible = max(1, height - HEADER_LINES - TABLE_HEAD_LINES - blocker_lines - 2)
         self.page = max(1, visible - 1)
@@ -130,6 +124,8 @@ class Dashboard:
         parts: list[RenderableType] = [top, table]
         if blockers is not None:
             parts.append(blockers)
-        parts += [policy_line(self.cache.plan, states, self.cache.settled()), footer(hint, message)]
+        settled = self.cache.settled()
+        policy = self.cache.per_version(f"policy{settled}", lambda: policy_line(self.cache.plan, states, settled))
+        parts += [policy, footer(hint, message)]
         return Group(*parts)
 

@@ -11,10 +11,12 @@ import json
 import os
 import re
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ptycho_batch.journal import JobState, Run, lock_held, read_owner
 from ptycho_batch.logs import log_path, read_tail
@@ -22,6 +24,7 @@ from ptycho_batch.observe import extract_metrics
 from ptycho_batch.plan import Plan
 
 _Stamp = tuple[int, int]
+T = TypeVar("T")
 
 
 def _stamp(path: str) -> _Stamp | None:
@@ -30,6 +33,9 @@ def _stamp(path: str) -> _Stamp | None:
     except OSError:
         return None
     return info.st_mtime_ns, info.st_size
+
+
+FINAL_SWEEP = 10  # a final job's state file is re-checked on one poll in this many (a full read on `r`)
 
 
 class JournalCache:
@@ -44,14 +50,25 @@ class JournalCache:
         self.info: dict[str, Any] = {}
         self.submit_alive = False
         self.version = 0  # bumped whenever a state changed, so views can cache per version
+        self.started = _run_started(run)
         self._seen: dict[str, _Stamp] = {}
         self._jobs_dir = str(run.dir / "jobs")
-        self.started = _run_started(run)
+        self._folders: list[str] = []
+        self._folders_stamp: _Stamp | None = None
+        self._final: set[str] = set()
+        self._final_order: list[str] = []
+        self._polls = 0
+        self._memo: dict[str, tuple[int, Any]] = {}
 
-    def poll(self) -> list[JobState]:
-        """Re-read the state files that changed; return the states that did."""
+    def poll(self, full: bool = False) -> list[JobState]:
+        """Re-read the state files that changed; return the states that did.
+
+        Unfinished jobs are checked on every poll, final ones (which rarely change again) in turns,
+        so that an idle poll of a 10,000-job run stats a few hundred files, not 10,000.
+        """
+        self._polls += 1
         changed: list[JobState] = []
-        for slug in self._job_folders():
+        for slug in self._due(full):
             path = f"{self._jobs_dir}/{slug}/state.json"
             stamp = _stamp(path)
             if stamp is None or self._seen.get(slug) == stamp:
@@ -63,17 +80,26 @@ class JournalCache:
             self._seen[slug] = stamp
             self.states[state.name] = state
             changed.append(state)
-        self._poll_info()
+            (self._final.add if state.final else self._final.discard)(slug)
         if changed:
             self.version += 1
+            self._final_order = sorted(self._final)
+        self._poll_info()
         return changed
 
-    def _job_folders(self) -> list[str]:
-        try:
-            with os.scandir(self._jobs_dir) as entries:
-                return [entry.name for entry in entries]
-        except FileNotFoundError:
-            return []
+    def _due(self, full: bool) -> list[str]:
+        stamp = _stamp(self._jobs_dir)
+        if stamp != self._folders_stamp:  # a new job folder changes the folder's mtime
+            try:
+                with os.scandir(self._jobs_dir) as entries:
+                    self._folders = [entry.name for entry in entries]
+                self._folders_stamp = stamp
+            except FileNotFoundError:
+                self._folders = []
+        if full:
+            return self._folders
+        turn = self._polls % FINAL_SWEEP
+        return [slug for slug in self._folders if slug not in self._final] + self._final_order[turn::FINAL_SWEEP]
 
     def _poll_info(self) -> None:
         stamp = _stamp(str(self.run.dir / "run.json"))
@@ -88,9 +114,21 @@ class JournalCache:
     def _owner_is_this_run(self) -> bool:
         return read_owner(self.run.campaign_dir).get("run_id") == self.run.id
 
+    def per_version(self, key: str, compute: Callable[[], T]) -> T:
+        """`compute()`, remembered until a state changes (frames between changes reuse it)."""
+        version, value = self._memo.get(key, (-1, None))
+        if version != self.version:
+            value = compute()
+            self._memo[key] = (self.version, value)
+        return value  # type: ignore[return-value]
+
+    def counts(self) -> Counter[str]:
+        return self.per_version("counts", lambda: Counter(s.state for s in self.states.values()))
+
     @property
     def all_final(self) -> bool:
-        return all(state.final for state in self.states.values())
+        counts = self.counts()
+        return not counts.get("PENDING") and not counts.get("RUNNING")
 
     def settled(self) -> bool:
         """No state of this run will change any more: every job is final, or no one is left to move them."""
@@ -101,9 +139,10 @@ class JournalCache:
     def elapsed(self) -> float:
         """Seconds since the run started; up to its last job's end once every job is final."""
         if self.all_final:
-            ends = [s.ended for s in self.states.values() if s.ended is not None]
-            if ends:
-                return max(ends) - self.started
+            last_end = self.per_version("last_end", lambda: max(
+                (s.ended for s in self.states.values() if s.ended is not None), default=None))
+            if last_end is not None:
+                return last_end - self.started
         return time.time() - self.started
 
 

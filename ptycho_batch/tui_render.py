@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +91,28 @@ def _where(state: JobState) -> str:
     return f"pid {state.pid}" if state.pid else ""
 
 
-def _group_span(states: Sequence[JobState]) -> float | None:
-    started = [s.started for s in states if s.started is not None]
-    if not started:
-        return None
-    return max((s.ended or time.time()) for s in states if s.started is not None) - min(started)
+@dataclass(frozen=True)
+class GroupSummary:
+    """What a collapsed matrix row shows, computed once per journal change, not once per frame."""
+
+    counts: Counter[str]
+    running: int
+    first_start: float | None
+    last_end: float | None
+    latest_running: JobState | None
+
+    @classmethod
+    def of(cls, members: Sequence[JobState]) -> GroupSummary:
+        running = [s for s in members if s.state == "RUNNING"]
+        starts = [s.started for s in members if s.started is not None]
+        ends = [s.ended for s in members if s.ended is not None]
+        return cls(Counter(s.state for s in members), len(running), min(starts, default=None),
+                   max(ends, default=None), max(running, key=lambda s: s.updated, default=None))
+
+    def span(self) -> float | None:
+        if self.first_start is None:
+            return None
+        return (time.time() if self.running or self.last_end is None else self.last_end) - self.first_start
 
 
 def job_table(rows: Sequence[Row], selected: str | None, cache: JournalCache, digests: LogDigests,
@@ -127,15 +145,13 @@ def _job_cells(row: Row, cache: JournalCache, digests: LogDigests) -> list[Rende
 
 
 def _group_cells(row: Row, cache: JournalCache, digests: LogDigests, open_: bool) -> list[RenderableType]:
-    members = [cache.states[name] for name in row.members]
+    summary = cache.per_version(f"group:{row.key}",
+                                lambda: GroupSummary.of([cache.states[name] for name in row.members]))
     first = cache.plan.jobs[row.members[0]]
-    counts = Counter(state.state for state in members)
-    running = [state for state in members if state.state == "RUNNING"]
-    latest = max(running, key=lambda s: s.updated, default=None)
-    marker = "▾" if open_ else "▸"
-    return [Text(f"{marker} {row.key} ({len(members)})", style="bold"), first.backend, first.stage,
-            counts_text(counts), "", f"{len(running)} running" if running else "",
-            fmt_duration(_group_span(members)), Text(digests.get(latest).last_line if latest else "", style="dim"), ""]
+    latest = summary.latest_running
+    return [Text(f"{'▾' if open_ else '▸'} {row.key} ({len(row.members)})", style="bold"), first.backend, first.stage,
+            counts_text(summary.counts), "", f"{summary.running} running" if summary.running else "",
+            fmt_duration(summary.span()), Text(digests.get(latest).last_line if latest else "", style="dim"), ""]
 
 
 def blockers_panel(states: Iterable[JobState], limit: int) -> Panel | None:

@@ -16,7 +16,7 @@ from ptycho_batch.logs import find_job, follow, tail_lines
 from ptycho_batch.spec import SpecError
 from ptycho_batch.tui import watch_plain
 from ptycho_batch.tui_app import Dashboard
-from ptycho_batch.tui_journal import JournalCache
+from ptycho_batch.tui_journal import FINAL_SWEEP, JournalCache
 from ptycho_batch.tui_synthetic import synthetic_run
 from ptycho_batch.tui_term import split_keys
 
@@ -78,13 +78,13 @@ def test_blockers_panel_lists_failure_class_and_line_newest_first(tmp_path: Path
     text = screen(dashboard, width=200)
     assert "blockers: 1" in text
     assert re.search(r"✘ sweep\[seed=1\]\s+xla\s+XlaRuntimeError: INTERNAL: ptxas", text)
-    compare = dashboard.cache.states["compare"]
-    run.write_state("compare", compare.model_copy(update={
+    train = dashboard.cache.states["train"]
+    run.write_state("train", train.model_copy(update={
         "state": "FAILED", "failure_class": "oom", "ended": time.time(),
         "failure_line": "torch.OutOfMemoryError: CUDA out of memory"}))
     dashboard.cache.poll()
     panel = screen(dashboard, width=200).split("blockers: 2", 1)[1]
-    assert re.search(r"✘ compare\s+oom\s+torch.OutOfMemoryError.*\n.*✘ sweep\[seed=1\]", panel)
+    assert re.search(r"✘ train\s+oom\s+torch.OutOfMemoryError.*\n.*✘ sweep\[seed=1\]", panel)
 
 
 def test_no_blockers_panel_and_policy_on_track_when_nothing_failed(tmp_path: Path) -> None:
@@ -159,6 +159,11 @@ def test_journal_cache_rereads_only_changed_state_files(tmp_path: Path) -> None:
     run.write_state("train", train)
     os.utime(run.job_dir("train") / "state.json", ns=(1, 1))  # a new mtime even within one clock tick
     assert [s.name for s in cache.poll()] == ["train"] and cache.states["train"].state == "COMPLETED"
+    simulate = cache.states["simulate"].model_copy(update={"attempt": 2})  # a final job: checked in turns
+    run.write_state("simulate", simulate)
+    os.utime(run.job_dir("simulate") / "state.json", ns=(2, 2))
+    polls = next(n for n in range(1, FINAL_SWEEP + 1) if cache.poll())
+    assert 1 <= polls <= FINAL_SWEEP and cache.states["simulate"].attempt == 2
 
 
 def test_escape_sequences_become_key_names() -> None:
