@@ -17,14 +17,21 @@ def cancel_jobs(run: Run, plan: Plan, names: list[str]) -> list[str]:
     """Request cancellation of `names` (all unfinished jobs when empty); return the names affected."""
     states = run.read_states()
     targets = names or [n for n in plan.jobs if n not in states or not states[n].final]
-    affected = []
+    affected: list[str] = []
+    slurm_ids: list[str] = []
     for name in targets:
         state = states.get(name)
         if state is not None and state.final:
             continue
         slug = plan.jobs[name].slug
         run.request_cancel(slug)
-        if state is not None and state.state == "RUNNING" and process_alive(state.pid, state.pid_start):
+        if state is not None and state.slurm_job_id:
+            slurm_ids.append(state.slurm_job_id)
+        elif state is not None and state.state == "RUNNING" and process_alive(state.pid, state.pid_start):
             signal_group(state.pid, signal.SIGTERM)  # type: ignore[arg-type]
         affected.append(name)
+    if slurm_ids:
+        from ptycho_batch.executors.slurm_cluster import scancel
+
+        scancel(slurm_ids)  # the poller records CANCELLED (the request marker says it was asked for)
     return affected

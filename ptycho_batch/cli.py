@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = commands.add_parser("submit", help="run a campaign")
     _campaign_options(submit)
-    submit.add_argument("--executor", choices=["local"], default="local")
+    submit.add_argument("--executor", choices=["local", "slurm", "auto"], default="local",
+                        help="local (this machine), slurm (submitit), or auto: slurm when sbatch answers")
+    submit.add_argument("--detach", action="store_true",
+                        help="slurm: return once everything is submitted; status/watch follow it later")
     submit.add_argument("--jobs", "-j", type=int, help="jobs at once (default: CPU count, or one per visible GPU)")
 
     status = commands.add_parser("status", help="the state of a run's jobs, from its journal")
@@ -129,14 +132,43 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_submit(args: argparse.Namespace) -> int:
+def _executor(args: argparse.Namespace):
     from ptycho_batch.executors.local import LocalExecutor
-    from ptycho_batch.report import inventory_path
-    from ptycho_batch.submit import exit_code, run_campaign
+
+    choice = args.executor
+    if choice == "auto":
+        from ptycho_batch.executors.slurm_cluster import sbatch_available
+
+        choice = "slurm" if sbatch_available() else "local"
+    if choice == "slurm":
+        from ptycho_batch.executors.slurm import SlurmExecutor
+
+        return SlurmExecutor(detach=args.detach)
+    return LocalExecutor(args.jobs)
+
+
+def _print_change(state: JobState) -> None:
+    detail = state.failure_class or state.reason if state.state != "RUNNING" else None
+    print(f"[ptybatch] {state.name}: {state.state}" + (f" ({detail})" if detail else ""), flush=True)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from ptycho_batch.submit import follow_existing, run_campaign
 
     prepared = _prepare(args)
-    executor = LocalExecutor(args.jobs)
+    executor = _executor(args)
     started = time.monotonic()
+    if executor.name == "slurm" and not args.force:
+        from ptycho_batch.executors.slurm import reattach_target
+
+        active = reattach_target(prepared.campaign_dir)
+        if active is not None:
+            print(f"[ptybatch] run {active.id} of {prepared.plan.campaign} is still in SLURM: following it "
+                  "(nothing is resubmitted; --force submits a new run)", flush=True)
+            if args.detach:
+                return EXIT_OK
+            states = follow_existing(active, executor, _print_change)
+            return _conclude(prepared.plan, states, started)
 
     def on_start(run, states: dict[str, JobState]) -> None:
         print(f"[ptybatch] run {run.id} of {prepared.plan.campaign}: {len(states)} jobs, "
@@ -145,22 +177,32 @@ def cmd_submit(args: argparse.Namespace) -> int:
             if state.final:
                 print(f"[ptybatch] {state.name}: {state.state} ({state.reason})", flush=True)
 
-    def on_change(state: JobState) -> None:
-        detail = state.failure_class or state.reason if state.state != "RUNNING" else None
-        print(f"[ptybatch] {state.name}: {state.state}" + (f" ({detail})" if detail else ""), flush=True)
-
     try:
         run, states = run_campaign(prepared, executor, force=args.force, rerun_failed=args.rerun_failed,
-                                   on_start=on_start, on_change=on_change)
+                                   on_start=on_start, on_change=_print_change)
     except KeyboardInterrupt:
-        print("[ptybatch] interrupted: running jobs stopped and recorded CANCELLED", file=sys.stderr)
+        if executor.name == "slurm":
+            print("[ptybatch] stopped following; the jobs keep running in SLURM "
+                  "(`ptybatch status` / `watch` / `submit` again pick the run up)", file=sys.stderr)
+        else:
+            print("[ptybatch] interrupted: running jobs stopped and recorded CANCELLED", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if args.detach and executor.name == "slurm":
+        print(f"[ptybatch] submitted {len(states)} jobs in {executor.sbatch_calls} sbatch call(s) "
+              f"in {time.monotonic() - started:.1f}s; follow with: ptybatch watch {run.dir}")
+        return EXIT_OK
+    return _conclude(prepared.plan, states, started)
+
+
+def _conclude(plan, states: dict[str, JobState], started: float) -> int:
+    from ptycho_batch.report import inventory_path
+    from ptycho_batch.submit import exit_code
     from ptycho_batch.views import print_renderable, status_table
 
-    print_renderable(status_table(prepared.plan, states, limit=40))
-    code = exit_code(prepared.plan, states)
+    print_renderable(status_table(plan, states, limit=40))
+    code = exit_code(plan, states)
     print(f"[ptybatch] {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.1f}s; "
-          f"inventory: {inventory_path(prepared.plan)}")
+          f"inventory: {inventory_path(plan)}")
     return code
 
 

@@ -39,6 +39,8 @@ class ProcessRegistry:
         self._lock = threading.Lock()
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self.cancelled = False
+        self.timed_out = False
+        self.interrupted = False
 
     def add(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
@@ -50,6 +52,19 @@ class ProcessRegistry:
 
     def cancel_all(self) -> None:
         self.cancelled = True
+        self._terminate_all()
+
+    def time_out(self) -> None:
+        """The scheduler says time is up (SLURM's warning signal): stop the jobs, record a timeout."""
+        self.timed_out = True
+        self._terminate_all()
+
+    def interrupt(self) -> None:
+        """The scheduler is taking the node away (SIGTERM: preemption or scancel): stop, decide nothing."""
+        self.interrupted = True
+        self._terminate_all()
+
+    def _terminate_all(self) -> None:
         with self._lock:
             procs = list(self._procs.values())
         for proc in procs:
@@ -139,7 +154,7 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     state.state = "RUNNING"
     state.started = time.time()
     state.ended = state.exit_code = state.signal = state.failure_class = state.failure_line = None
-    state.red_note = state.hint = None
+    state.red_note = state.hint = state.reason = None
     state.fallback = variant.note if variant else None
     state.host = socket.gethostname()
     state.log = str(attempt_log(Path(job.log), state.attempt))
@@ -203,7 +218,10 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
             state.exit_code = proc.returncode if proc.returncode >= 0 else None
             state.signal = -proc.returncode if proc.returncode < 0 else None
     state.ended = time.time()
-    return _conclude(job, runtime, state, argv, env, timed_out=timed_out,
+    if registry.interrupted:  # whoever sees the scheduler's verdict (requeue or cancel) records it
+        state.state, state.reason = "PENDING", "interrupted by the scheduler (SIGTERM: preempted or cancelled)"
+        return []
+    return _conclude(job, runtime, state, argv, env, timed_out=timed_out or registry.timed_out,
                      cancelled=registry.cancelled or run.cancel_requested(job.slug))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ptycho_batch.spec import (Campaign, Expect, FallbackWhen, LocatedYaml, ParityCheck, Resources, Scalar, Signature,
+from ptycho_batch.spec import (Backend, Campaign, Expect, FallbackWhen, LocatedYaml, ParityCheck, Resources, Scalar, Signature,
                                SpecError)
 from ptycho_batch.templates import render
 
@@ -63,6 +63,7 @@ class PlannedJob(BaseModel):
     fallbacks: list[PlannedFallback] = Field(default_factory=list)
     signatures: list[Signature] = Field(default_factory=list)
     requeue: int = 0
+    array_parallelism: int | None = None
 
     @property
     def gpus(self) -> int:
@@ -84,6 +85,7 @@ class Plan(BaseModel):
     notes: dict[str, Any]
     data: dict[str, str]
     parity: list[ParityCheck] = Field(default_factory=list)
+    backends: dict[str, Backend] = Field(default_factory=dict)   # to rebuild runtimes on a cluster node
 
 
 def slugify(name: str) -> str:
@@ -207,7 +209,8 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                 expect=job.expect, timeout_min=job.timeout_min or campaign.defaults.timeout_min,
                 resources=job.resources or campaign.defaults.resources, required=job.backend in required,
                 binds=sorted({str(Path(p).parent) for p in data.values()}), fallbacks=fallbacks,
-                signatures=campaign.signatures, requeue=job.requeue)
+                signatures=campaign.signatures, requeue=job.requeue,
+                array_parallelism=job.array_parallelism)
             expanded[base].append(name)
     if problems:
         raise SpecError(problems)
@@ -216,7 +219,8 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
         summary_dir=str(out / campaign.summary_dir), run_dir=str(run_dir), policy_id=campaign.policy.id,
         required_backends=sorted(required), optional_backends=sorted(set(campaign.backends) - required),
         runtimes=runtimes, jobs=jobs, notes=campaign.notes.model_dump(), data=data,
-        parity=[check for check in campaign.parity if all(b in expanded for b in check.between)])
+        parity=[check for check in campaign.parity if all(b in expanded for b in check.between)],
+        backends=campaign.backends)
 
 
 def _argv(command: list[str] | str, shell: bool, values: dict[str, Any]) -> list[str]:

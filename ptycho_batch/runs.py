@@ -44,8 +44,13 @@ def locate_run(argument: str | None, out: Path | None = None, cwd: Path | None =
     return runs[-1]
 
 
-def load_run(run: Run) -> tuple[Plan, dict[str, JobState]]:
+def load_run(run: Run, refresh: bool = True) -> tuple[Plan, dict[str, JobState]]:
+    """The plan and every job's state; a SLURM run is refreshed through the shared poller first."""
     plan = Plan.model_validate_json((run.dir / "plan.json").read_text())
+    if refresh and run.info().get("executor") == "slurm" and not run.info().get("finished"):
+        from ptycho_batch.executors.slurm_poll import poll
+
+        poll(run, plan)
     states = run.read_states()
     for name, job in plan.jobs.items():
         states.setdefault(name, JobState(name=name, backend=job.backend, stage=job.stage))

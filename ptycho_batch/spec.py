@@ -212,7 +212,8 @@ class Job(Strict):
     timeout_min: float | None = None
     resources: Resources | None = None
     fallback: list[Fallback] = Field(default_factory=list)
-    requeue: int = 0
+    requeue: int = 0                     # SLURM: requeue after a timeout or preemption up to N times
+    array_parallelism: int | None = None  # SLURM: at most N tasks of this matrix job at once
 
     @field_validator("command")
     @classmethod

@@ -18,6 +18,7 @@ from ptycho_batch.journal import (JobState, Run, campaign_journal, create_run, l
                                   process_alive, submit_lock, write_atomic, write_json)
 from ptycho_batch.plan import Plan, build_plan, slugify
 from ptycho_batch.report import policy_decision, write_report
+from ptycho_batch.runs import load_run
 from ptycho_batch.runtimes import make_runtime, resolve_name
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.spec import Campaign, LocatedYaml, Scalar, load_campaign
@@ -119,7 +120,17 @@ def run_campaign(prepared: Prepared, executor, *, force: bool = False, rerun_fai
         try:
             states = executor.execute(prepared.plan, run, prepared.runtimes, states, on_change=on_change)
         finally:
-            run.update_info(finished=True)
-            write_report(prepared.plan, run, run.read_states())
+            final = load_run(run)[1]
+            run.update_info(finished=all(s.final for s in final.values()))
+            write_report(prepared.plan, run, final)
     return run, states
+
+
+def follow_existing(run: Run, executor, on_change=lambda state: None) -> dict[str, JobState]:
+    """Reattach to a run whose jobs are still in the scheduler's hands, and follow it to the end."""
+    plan, _ = load_run(run)
+    states = executor.follow(plan, run, on_change)
+    run.update_info(finished=True)
+    write_report(plan, run, states)
+    return states
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from ptycho_batch.runtimes.base import Runtime, RuntimeUnavailable
 from ptycho_batch.runtimes.host import HostRuntime
 from ptycho_batch.runtimes.venv import VenvRuntime
+from ptycho_batch.plan import Plan
 from ptycho_batch.spec import Backend
 
 
@@ -36,3 +37,9 @@ def _project_path(relative: str, base_dir: Path) -> Path:
         if candidate.exists():
             return candidate.resolve()
     return (base_dir / relative).resolve()
+
+
+def runtimes_for_plan(plan: Plan) -> dict[str, Runtime]:
+    """Rebuild a plan's runtimes where the plan is executed (e.g. on a cluster node)."""
+    base_dir = Path(plan.source).parent
+    return {name: make_runtime(plan.runtimes[name], name, spec, base_dir) for name, spec in plan.backends.items()}
