@@ -75,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--metrics", nargs="+", help="metric names or glob patterns (default: all shared)")
     compare.add_argument("--rel", type=float, default=0.05, help="relative tolerance that flags a difference")
     compare.add_argument("--out", type=Path)
+
+    containers = commands.add_parser("containers", help="build and convert the per-backend images")
+    actions = containers.add_subparsers(dest="action", required=True)
+    build = actions.add_parser("build", help="build Dockerfile.<backend> (both backends by default)")
+    build.add_argument("backends", nargs="*", choices=["torch", "tf"], default=["torch", "tf"])
+    build.add_argument("--engine", choices=["podman", "docker"], default="podman")
+    build.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE")
+    for verb, what in (("export", "save an image as an archive"), ("sif", "convert to an Apptainer SIF file"),
+                       ("charliecloud", "convert to a Charliecloud image directory")):
+        convert = actions.add_parser(verb, help=what)
+        convert.add_argument("backends", nargs="*", choices=["torch", "tf"], default=["torch", "tf"])
+        convert.add_argument("--engine", choices=["podman", "docker"], default="podman")
+        if verb == "export":
+            convert.add_argument("--format", choices=["oci-archive", "docker-archive"], default="oci-archive")
     return parser
 
 
@@ -259,5 +273,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_containers(args: argparse.Namespace) -> int:
+    from ptycho_batch import containers
+
+    for backend in args.backends:
+        reference = containers.default_reference(backend)
+        if args.action == "build":
+            built = containers.build(backend, engine=args.engine,
+                                     build_args=containers.parse_build_args(args.build_arg))
+            print(f"{built.reference}: {built.image_id} ({built.seconds:.0f}s, log {built.log})")
+        elif args.action == "export":
+            print(containers.export(reference, format=args.format, engine=args.engine))
+        else:
+            print(getattr(containers, args.action)(reference, engine=args.engine))
+    return EXIT_OK
+
+
 COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "submit": cmd_submit,
-            "status": cmd_status, "report": cmd_report, "cancel": cmd_cancel, "compare": cmd_compare}
+            "status": cmd_status, "report": cmd_report, "cancel": cmd_cancel, "compare": cmd_compare,
+            "containers": cmd_containers}

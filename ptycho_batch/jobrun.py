@@ -20,6 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ptycho_batch import provenance
 from ptycho_batch.envfirewall import build_env, redact
 from ptycho_batch.journal import ArtifactRecord, Attempt, JobState, Run, process_start_time, write_atomic, write_json
 from ptycho_batch.observe import check_expectations, clean_text, extract_metrics
@@ -194,9 +195,12 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     launch = Launch(argv=argv, env=env, workdir=workdir,
                     binds=[report_dir, workdir, *map(Path, job.binds)], gpus=job.gpus)
 
+    runtime.prepare()
+    if runtime.name != "host":  # which image / venv, framework and CUDA build produced this job's results
+        write_json(report_dir / "analysis" / f"{job.slug}.provenance.json",
+                   {"job": job.name, **provenance.collect_once(run.dir / "provenance", runtime, launch)})
     timed_out = False
     with open(log_path, "wb") as log:
-        runtime.prepare()
         try:
             proc = subprocess.Popen(runtime.argv(launch), cwd=workdir, env=runtime.env(launch), stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)

@@ -9,8 +9,11 @@ per runtime identity and share the record between that backend's jobs.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import hashlib
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from ptycho_batch.runtimes.base import Launch, Runtime
@@ -33,3 +36,16 @@ def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300) -> dict[st
     except json.JSONDecodeError:
         record["probe_error"] = (result.stderr or result.stdout)[-2000:]
     return record
+
+
+def collect_once(cache_dir: Path, runtime: Runtime, launch: Launch) -> dict[str, Any]:
+    """`collect`, run once per runtime identity and shared (through `cache_dir`) by that backend's jobs."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    record_path = cache_dir / f"{hashlib.sha1(runtime.identity().encode()).hexdigest()[:16]}.json"
+    with open(record_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record_path.exists():
+            return json.loads(record_path.read_text())
+        record = collect(runtime, launch)
+        record_path.write_text(json.dumps(record, indent=1))
+        return record

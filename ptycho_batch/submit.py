@@ -42,9 +42,9 @@ def prepare(path: Path, *, out: Path | None = None, overrides: dict[str, Scalar]
     """Load, validate and plan; raises SpecError or RuntimeUnavailable, writes nothing."""
     campaign, located = load_campaign(path, overrides)
     out_dir = (out if out is not None else located.path.parent / campaign.out).resolve()
-    names = {b: resolve_name(spec, runtime_override) for b, spec in campaign.backends.items()}
-    runtimes = {b: make_runtime(names[b], b, spec, located.path.resolve().parent)
-                for b, spec in campaign.backends.items()}
+    base_dir = located.path.resolve().parent
+    names = {b: resolve_name(b, spec, runtime_override, base_dir) for b, spec in campaign.backends.items()}
+    runtimes = {b: make_runtime(names[b], b, spec, base_dir) for b, spec in campaign.backends.items()}
     campaign_dir = campaign_journal(out_dir, campaign.campaign)
     run_id = new_run_id()
     plan = build_plan(campaign, located, out=out_dir, run_dir=campaign_dir / run_id, runtimes=names, only=only)

@@ -11,12 +11,22 @@ from ptycho_batch.plan import Plan
 from ptycho_batch.spec import Backend
 
 
-def resolve_name(backend: Backend, override: str | None) -> str:
-    """The concrete runtime name (`auto` resolved) for a backend."""
+CONTAINER_ORDER = ("apptainer", "podman", "docker", "charliecloud")
+
+
+def resolve_name(backend_name: str, backend: Backend, override: str | None, base_dir: Path) -> str:
+    """The concrete runtime for a backend; `auto` takes the first container runtime whose tool and
+    image are usable here (apptainer, podman, docker, charliecloud), else venv (or host)."""
     name = override or backend.runtime
-    if name == "auto":
-        return "venv" if backend.requirements else "host"
-    return name
+    if name != "auto":
+        return name
+    for candidate in CONTAINER_ORDER:
+        try:
+            make_runtime(candidate, backend_name, backend, base_dir).prepare()
+        except RuntimeUnavailable:
+            continue
+        return candidate
+    return "venv" if backend.requirements else "host"
 
 
 def make_runtime(name: str, backend_name: str, backend: Backend, base_dir: Path) -> Runtime:
@@ -27,7 +37,25 @@ def make_runtime(name: str, backend_name: str, backend: Backend, base_dir: Path)
         if not backend.requirements:
             raise RuntimeUnavailable(f"backend {backend_name!r}: runtime venv needs 'requirements'")
         return VenvRuntime(_project_path(backend.requirements, base_dir), label=backend_name)
-    raise RuntimeUnavailable(f"backend {backend_name!r}: runtime {name!r} is not available in this build")
+    from ptycho_batch import containers
+
+    reference = backend.image or containers.default_reference(backend_name)
+    if name in ("podman", "docker"):
+        from ptycho_batch.runtimes.docker import DockerRuntime
+        from ptycho_batch.runtimes.podman import PodmanRuntime
+
+        engine = PodmanRuntime if name == "podman" else DockerRuntime
+        return engine(reference, network=backend.network)
+    if name == "apptainer":
+        from ptycho_batch.runtimes.apptainer import ApptainerRuntime
+
+        sif = Path(reference) if reference.endswith(".sif") else containers.sif_path(reference)
+        return ApptainerRuntime(_project_path(str(sif), base_dir), network=backend.network)
+    if name == "charliecloud":
+        from ptycho_batch.runtimes.charliecloud import CharliecloudRuntime
+
+        return CharliecloudRuntime(containers.charliecloud_dir(reference))
+    raise RuntimeUnavailable(f"backend {backend_name!r}: unknown runtime {name!r}")
 
 
 def _project_path(relative: str, base_dir: Path) -> Path:
