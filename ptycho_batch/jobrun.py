@@ -30,6 +30,7 @@ from ptycho_batch.spec import FallbackWhen
 from ptycho_batch.triage import classify, red_note_path, write_red_note
 
 TERM_GRACE_S = 5.0
+HOSTNAME = socket.gethostname()
 TAIL_LINES = 40
 
 
@@ -157,7 +158,7 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     state.ended = state.exit_code = state.signal = state.failure_class = state.failure_line = None
     state.red_note = state.hint = state.reason = None
     state.fallback = variant.note if variant else None
-    state.host = socket.gethostname()
+    state.host = HOSTNAME
     state.log = str(attempt_log(Path(job.log), state.attempt))
     lines: list[str] = []
     try:
@@ -232,9 +233,11 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
 def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str], env: dict[str, str], *,
               timed_out: bool, cancelled: bool) -> list[str]:
     report_dir = Path(job.report_dir)
-    lines = clean_text(Path(state.log or job.log).read_text(errors="replace")).splitlines()
-    metrics, series = extract_metrics("\n".join(lines), job.observe)
     ran_ok = state.exit_code == 0 and not timed_out and not cancelled
+    # the log is read only when something needs it (hundreds of tiny jobs should not pay for it)
+    needs_log = job.observe or not ran_ok or job.fallbacks or job.expect
+    lines = clean_text(Path(state.log or job.log).read_text(errors="replace")).splitlines() if needs_log else []
+    metrics, series = extract_metrics("\n".join(lines), job.observe)
     missing = _collect_artifacts(job, state, metrics) if ran_ok else []
     unmet = check_expectations(metrics, job.expect) if ran_ok else []
     state.metrics = metrics
