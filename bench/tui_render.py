@@ -54,7 +54,8 @@ def frame_ms(run: Run, frames: int) -> tuple[float, str, str]:
 
     idle = [one_frame() for _ in range(frames)]
     changed = []
-    name, job = next((n, j) for n, j in dashboard.cache.plan.jobs.items() if dashboard.cache.states[n].state == "RUNNING")
+    states = dashboard.cache.states
+    name, job = next((n, j) for n, j in dashboard.cache.plan.jobs.items() if states[n].state == "RUNNING")
     for _ in range(frames):
         state = dashboard.cache.states[name]
         run.write_state(job.slug, state.model_copy(update={"attempt": state.attempt + 1}))

@@ -94,7 +94,8 @@ class Dashboard:
             self.message = "not cancelled"
             return
         names = cancel_jobs(self.cache.run, self.cache.plan, self._unfinished())
-        self.message = f"cancel requested: {', '.join(names[:3])}" + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        self.message = f"cancel requested: {', '.join(names[:3])}{more}"
 
     # ---------------------------------------------------------------------------------------- frame
 
@@ -119,13 +120,15 @@ class Dashboard:
         message = self.message
         if self.mode == "confirm":
             unfinished = self._unfinished()
-            message = f"cancel {unfinished[0] if len(unfinished) == 1 else f'{len(unfinished)} jobs of {self.row.key}'}? [y/n]"
+            what = unfinished[0] if len(unfinished) == 1 else f"{len(unfinished)} jobs of {self.row.key}"
+            message = f"cancel {what}? [y/n]"
             hint = CONFIRM_KEYS
         parts: list[RenderableType] = [top, table]
         if blockers is not None:
             parts.append(blockers)
         settled = self.cache.settled()
-        policy = self.cache.per_version(f"policy{settled}", lambda: policy_line(self.cache.plan, states, settled))
+        policy = self.cache.per_version(
+            f"policy{settled}", lambda: policy_line(self.cache.plan, states, self.cache.backend_counts(), settled))
         parts += [policy, footer(hint, message)]
         return Group(*parts)
 

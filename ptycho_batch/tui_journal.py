@@ -59,6 +59,7 @@ class JournalCache:
         self._final_order: list[str] = []
         self._polls = 0
         self._memo: dict[str, tuple[int, Any]] = {}
+        self.base_version: dict[str, int] = {}  # campaign job -> version when one of its cells last changed
 
     def poll(self, full: bool = False) -> list[JobState]:
         """Re-read the state files that changed; return the states that did.
@@ -83,7 +84,11 @@ class JournalCache:
             (self._final.add if state.final else self._final.discard)(slug)
         if changed:
             self.version += 1
-            self._final_order = sorted(self._final)
+            self._final_order = list(self._final)
+            for state in changed:
+                job = self.plan.jobs.get(state.name)
+                if job is not None:
+                    self.base_version[job.base] = self.version
         self._poll_info()
         return changed
 
@@ -114,16 +119,29 @@ class JournalCache:
     def _owner_is_this_run(self) -> bool:
         return read_owner(self.run.campaign_dir).get("run_id") == self.run.id
 
-    def per_version(self, key: str, compute: Callable[[], T]) -> T:
-        """`compute()`, remembered until a state changes (frames between changes reuse it)."""
-        version, value = self._memo.get(key, (-1, None))
-        if version != self.version:
+    def memo(self, key: str, version: int, compute: Callable[[], T]) -> T:
+        """`compute()`, remembered while `version` stays the same (frames between changes reuse it)."""
+        remembered, value = self._memo.get(key, (-1, None))
+        if remembered != version:
             value = compute()
-            self._memo[key] = (self.version, value)
+            self._memo[key] = (version, value)
         return value  # type: ignore[return-value]
 
+    def per_version(self, key: str, compute: Callable[[], T]) -> T:
+        return self.memo(key, self.version, compute)
+
+    def backend_counts(self) -> Counter[tuple[str, str]]:
+        """(backend, state) -> jobs."""
+        return self.per_version("backend_counts", lambda: Counter((s.backend, s.state) for s in self.states.values()))
+
     def counts(self) -> Counter[str]:
-        return self.per_version("counts", lambda: Counter(s.state for s in self.states.values()))
+        def by_state() -> Counter[str]:
+            counts: Counter[str] = Counter()
+            for (_, state), count in self.backend_counts().items():
+                counts[state] += count
+            return counts
+
+        return self.per_version("counts", by_state)
 
     @property
     def all_final(self) -> bool:

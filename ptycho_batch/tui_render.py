@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from itertools import islice
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +47,14 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def fmt_metrics(metrics: dict[str, Any]) -> str:
-    """`key=value` pairs, numbers to 4 significant digits; artifact digests are left to the report."""
-    parts = [f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-             for key, value in metrics.items() if not key.endswith(_DIGEST_SUFFIXES)]
+    """`key=value` pairs, numbers to 4 significant digits; `patch_stats.mean` shows as `mean` when that
+    is unambiguous; artifact digests are left to the report."""
+    shown = {key: value for key, value in metrics.items() if not key.endswith(_DIGEST_SUFFIXES)}
+    short = Counter(key.rsplit(".", 1)[-1] for key in shown)
+    parts = []
+    for key, value in shown.items():
+        label = key.rsplit(".", 1)[-1] if short[key.rsplit(".", 1)[-1]] == 1 else key
+        parts.append(f"{label}={value:.4g}" if isinstance(value, float) else f"{label}={value}")
     return " ".join(parts)
 
 
@@ -73,15 +79,16 @@ def header(cache: JournalCache, counts: Counter[str]) -> RenderableType:
                           (str(info.get("executor", "?")), "bold"), " · ", submit,
                           no_wrap=True, overflow="ellipsis")
     backends = " · ".join(
-        f"{backend}={plan.runtimes.get(backend, '?')} ({'required' if backend in plan.required_backends else 'optional'})"
+        f"{backend}={plan.runtimes.get(backend, '?')} "
+        f"({'required' if backend in plan.required_backends else 'optional'})"
         for backend in [*plan.required_backends, *plan.optional_backends])
     line2 = _line(f"backends: {backends}   elapsed {fmt_duration(cache.elapsed())}", "")
     progress = Table.grid(padding=(0, 1))
     progress.add_column(no_wrap=True)
     progress.add_column(ratio=1)
     progress.add_column(no_wrap=True)
-    progress.add_row(counts_text(counts), ProgressBar(total=max(total, 1), completed=done, complete_style="green", finished_style="green"),
-                     Text(f"{done}/{total} done"))
+    bar = ProgressBar(total=max(total, 1), completed=done, complete_style="green", finished_style="green")
+    progress.add_row(counts_text(counts), bar, Text(f"{done}/{total} done"))
     return Group(title, line2, progress)
 
 
@@ -103,11 +110,18 @@ class GroupSummary:
 
     @classmethod
     def of(cls, members: Sequence[JobState]) -> GroupSummary:
-        running = [s for s in members if s.state == "RUNNING"]
-        starts = [s.started for s in members if s.started is not None]
-        ends = [s.ended for s in members if s.ended is not None]
-        return cls(Counter(s.state for s in members), len(running), min(starts, default=None),
-                   max(ends, default=None), max(running, key=lambda s: s.updated, default=None))
+        counts: Counter[str] = Counter()
+        first_start = last_end = None
+        latest: JobState | None = None
+        for state in members:  # one pass: a matrix job can have thousands of cells
+            counts[state.state] += 1
+            if state.started is not None and (first_start is None or state.started < first_start):
+                first_start = state.started
+            if state.ended is not None and (last_end is None or state.ended > last_end):
+                last_end = state.ended
+            if state.state == "RUNNING" and (latest is None or state.updated > latest.updated):
+                latest = state
+        return cls(counts, counts["RUNNING"], first_start, last_end, latest)
 
     def span(self) -> float | None:
         if self.first_start is None:
@@ -119,7 +133,7 @@ def job_table(rows: Sequence[Row], selected: str | None, cache: JournalCache, di
               expanded: set[str]) -> Table:
     """The visible rows only; the caller windows them (10,000 jobs never reach this function)."""
     table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False, padding=(0, 1))
-    for column, options in (("job", {"ratio": 2, "min_width": 12}), ("backend", {}), ("stage", {}),
+    for column, options in (("job", {"max_width": 40}), ("backend", {}), ("stage", {}),
                             ("state", {"min_width": 11}), ("att", {"justify": "right"}), ("where", {}),
                             ("elapsed", {"justify": "right"}), ("last log line", {"ratio": 3}),
                             ("metrics", {"ratio": 4})):
@@ -145,11 +159,12 @@ def _job_cells(row: Row, cache: JournalCache, digests: LogDigests) -> list[Rende
 
 
 def _group_cells(row: Row, cache: JournalCache, digests: LogDigests, open_: bool) -> list[RenderableType]:
-    summary = cache.per_version(f"group:{row.key}",
-                                lambda: GroupSummary.of([cache.states[name] for name in row.members]))
+    summary = cache.memo(f"group:{row.key}", cache.base_version.get(row.key, 0),
+                         lambda: GroupSummary.of([cache.states[name] for name in row.members]))
     first = cache.plan.jobs[row.members[0]]
     latest = summary.latest_running
-    return [Text(f"{'▾' if open_ else '▸'} {row.key} ({len(row.members)})", style="bold"), first.backend, first.stage,
+    name = Text(f"{'▾' if open_ else '▸'} {row.key} ({len(row.members)})", style="bold")
+    return [name, first.backend, first.stage,
             counts_text(summary.counts), "", f"{summary.running} running" if summary.running else "",
             fmt_duration(summary.span()), Text(digests.get(latest).last_line if latest else "", style="dim"), ""]
 
@@ -179,22 +194,25 @@ def blocker_height(panel: Panel | None) -> int:
     return (grid.row_count if isinstance(grid, Table) else 1) + 2
 
 
-def policy_line(plan: Plan, states: dict[str, JobState], settled: bool) -> Text:
-    """Whether the required backends are on track; the report's verdict once nothing will change."""
+def policy_line(plan: Plan, states: dict[str, JobState], counts: Counter[tuple[str, str]], settled: bool) -> Text:
+    """Whether the required backends are on track (from per-backend counts); the report's verdict once settled."""
     if settled:
         decision = policy_decision(plan, states)
-        return _line(("✔ " if decision.passed else "✘ ") + decision.text, "green" if decision.passed else "bold red")
-    required = [s for s in states.values() if s.backend in plan.required_backends]
-    off_track = [s for s in required if s.state in BAD_STATES]
-    optional_bad = sum(1 for s in states.values() if s.backend in plan.optional_backends and s.state in BAD_STATES)
+        mark, style = ("✔ ", "green") if decision.passed else ("✘ ", "bold red")
+        return _line(mark + decision.text, style)
+    required, optional = set(plan.required_backends), set(plan.optional_backends)
+    total = sum(n for (backend, _), n in counts.items() if backend in required)
+    completed = sum(n for (backend, state), n in counts.items() if backend in required and state == "COMPLETED")
+    off_track = sum(n for (backend, state), n in counts.items() if backend in required and state in BAD_STATES)
+    optional_bad = sum(n for (backend, state), n in counts.items() if backend in optional and state in BAD_STATES)
     names = "[" + ", ".join(plan.required_backends) + "]"
     deferred = f"; optional backends: {optional_bad} not passing (deferred, never fatal)" if optional_bad else ""
     if off_track:
-        shown = "; ".join(f"{s.name} {s.state}" for s in off_track[:3]) + (" …" if len(off_track) > 3 else "")
+        first = islice((s for s in states.values() if s.backend in required and s.state in BAD_STATES), 3)
+        shown = "; ".join(f"{s.name} {s.state}" for s in first) + (" …" if off_track > 3 else "")
         return _line(f"✘ {plan.policy_id}: required backends {names} off track: {shown}{deferred}", "bold red")
-    completed = sum(1 for s in required if s.state == "COMPLETED")
-    return _line(f"▶ {plan.policy_id}: required backends {names} on track: {completed}/{len(required)} "
-                 f"completed{deferred}", "green")
+    return _line(f"▶ {plan.policy_id}: required backends {names} on track: {completed}/{total} completed{deferred}",
+                 "green")
 
 
 def _line(text: str, style: str) -> Text:

@@ -16,6 +16,7 @@ from ptycho_batch.spec import Resources
 STATE_CYCLE = ("COMPLETED", "RUNNING", "COMPLETED", "FAILED", "PENDING", "SKIPPED", "CANCELLED", "RUNNING")
 OBSERVE = {"patch_stats": r"Patch stats: mean=(?P<mean>\S+), std=(?P<std>\S+)",
            "intensity_scale": r"intensity_scale from bundle: (\S+)", "loss": r"loss=(\S+)"}
+XLA_LINE = "XlaRuntimeError: INTERNAL: ptxas exited with non-zero exit code 65280"
 BACKENDS = {"torch": "podman", "tf": "apptainer"}
 
 
@@ -42,17 +43,23 @@ def synthetic_run(root: Path, bases: dict[str, int], *, executor: str = "slurm",
 def _planned_jobs(root: Path, run: Run, bases: dict[str, int]) -> dict[str, PlannedJob]:
     jobs: dict[str, PlannedJob] = {}
     for number, (base, cells) in enumerate(bases.items()):
-        backend = list(BACKENDS)[number % len(BACKENDS)]
+        named = [b for b in BACKENDS if base.endswith("_" + b)]
+        backend = named[0] if named else list(BACKENDS)[number % len(BACKENDS)]
         for cell in range(cells):
             name = base if cells == 1 else f"{base}[seed={cell}]"
             slug = slugify(name)
             jobs[name] = PlannedJob(
-                name=name, slug=slug, base=base, backend=backend, stage=("train", "infer", "compare")[number % 3],
+                name=name, slug=slug, base=base, backend=backend, stage=_stage(base, number),
                 runtime=BACKENDS[backend], argv=["python", "-m", "ptycho_batch.workloads.torch_pinn"],
                 params={"seed": cell}, env={}, pass_env=[], needs=[], log=str(root / "reports" / "cli" / f"{slug}.log"),
                 report_dir=str(root / "reports"), workdir=str(run.workdir(slug)), observe=OBSERVE, artifacts={},
                 expect={}, timeout_min=None, resources=Resources(), required=backend == "torch")
     return jobs
+
+
+def _stage(base: str, number: int) -> str:
+    stages = ("train", "infer", "compare")
+    return next((stage for stage in ("simulate", *stages) if stage in base), stages[number % 3])
 
 
 def _job_state(job: PlannedJob, state: str, index: int, now: float, executor: str) -> JobState:
@@ -74,8 +81,8 @@ def _job_state(job: PlannedJob, state: str, index: int, now: float, executor: st
                           "intensity_scale": 9.882118, "loss": 1e-3 * (1 + index % 5)}
     if state == "FAILED":
         record.failure_class = "xla" if index % 2 else "oom"
-        record.failure_line = ("XlaRuntimeError: INTERNAL: ptxas exited with non-zero exit code 65280"
-                               if index % 2 else "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+        record.failure_line = (XLA_LINE if index % 2 else "torch.OutOfMemoryError: CUDA out of memory. "
+                                                          "Tried to allocate 2.00 GiB")
         record.red_note = str(Path(job.report_dir) / "red" / f"blocked_{utc_stamp(now)}_{job.slug}.md")
     if state == "CANCELLED":
         record.reason = "cancelled by the user"
@@ -87,5 +94,5 @@ def _write_log(path: Path, index: int, state: str) -> None:
     lines = ["Loaded intensity_scale from bundle: 9.882118", "Patch stats: mean=0.5, std=0.1"]
     lines += [f"epoch {epoch}/50 loss={0.1 / epoch:.5f}" for epoch in range(1, 4 + index % 20)]
     if state == "FAILED":
-        lines.append("XlaRuntimeError: INTERNAL: ptxas exited with non-zero exit code 65280")
+        lines.append(XLA_LINE)
     path.write_text("\n".join(lines) + "\n")

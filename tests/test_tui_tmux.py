@@ -88,7 +88,8 @@ def test_watch_follows_a_live_campaign_opens_logs_cancels_and_restores_the_termi
     flags.mkdir()
     jobs = {"first": {"backend": "a", "stage": "train", "command": [PY, "-c", WAITER, str(flags), "first"]},
             "second": {"backend": "b", "stage": "train", "command": [PY, "-c", WAITER, str(flags), "second"]},
-            "after": {"backend": "a", "stage": "infer", "needs": ["first"], "command": [PY, "-c", "print('after ran')"]}}
+            "after": {"backend": "a", "stage": "infer", "needs": ["first"],
+                      "command": [PY, "-c", "print('after ran')"]}}
     campaign = write_campaign(tmp_path, host_campaign(jobs))
     submit = subprocess.Popen([PY, "-m", "ptycho_batch", "submit", str(campaign), "-j", "3"], cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
