@@ -35,11 +35,11 @@ BIG_JOURNAL = 1000       # jobs above which the first read gets a spinner
 
 
 def watch_run(run: Run, stop: threading.Event | None = None, interval: float = 1.0,
-              console: Console | None = None, keyboard: bool = True) -> int:
+              console: Console | None = None) -> int:
     """Show `run` until `q`, `stop` is set, or (not on a terminal) the run is settled.
 
-    Returns 0, or in plain mode the policy verdict (0 passed, 1 not). Safe to call from a thread
-    (`keyboard=True` then still reads keys; Ctrl-C goes to the main thread, which should set `stop`).
+    Returns 0, or in plain mode the policy verdict (0 passed, 1 not). Safe to call from a thread: keys
+    still work there, and Ctrl-C goes to the main thread, which should then set `stop` (BackgroundWatch).
     """
     stop = stop or threading.Event()
     console = console or Console()
@@ -49,7 +49,7 @@ def watch_run(run: Run, stop: threading.Event | None = None, interval: float = 1
     with spinner(f"reading the journal of {len(dashboard.cache.plan.jobs)} jobs") \
             if len(dashboard.cache.plan.jobs) >= BIG_JOURNAL else nullcontext():
         dashboard.cache.poll()
-    fd = sys.stdin.fileno() if keyboard and sys.stdin is not None and sys.stdin.isatty() else None
+    fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
     with cbreak(fd) as keys, Live(console=console, screen=True, auto_refresh=False,
                                   redirect_stdout=False, redirect_stderr=False) as live:
         next_poll = time.monotonic() + interval

@@ -24,6 +24,8 @@ HEADER_LINES, TABLE_HEAD_LINES, BLOCKERS_SHOWN = 3, 2, 5
 
 
 class Dashboard:
+    """One viewer's state over one run; `handle(key)` changes it, `frame(w, h)` draws it."""
+
     def __init__(self, run: Run) -> None:
         self.cache = JournalCache(run)
         self.digests = LogDigests(self.cache.plan)
@@ -45,7 +47,7 @@ class Dashboard:
 
     def handle(self, key: str) -> None:
         if self.mode == "confirm":
-            self._confirm(key == "y")
+            self._confirm(key in ("y", "Y"))
         elif key == "q":
             self.quit = True
         elif self.mode == "log":
@@ -72,9 +74,9 @@ class Dashboard:
 
     def _toggle_group(self) -> None:
         row = self.row
-        base = row.key if row.group else self.cache.plan.jobs[row.key].base
-        if base not in self.groups or len(self.groups[base]) == 1 and not row.group:
+        if not row.group and not row.child:
             return
+        base = row.key if row.group else self.cache.plan.jobs[row.key].base
         self.expanded ^= {base}
         self.rows = build_rows(self.groups, self.expanded)
         self.selected = next(i for i, r in enumerate(self.rows) if r.key == base and r.group)

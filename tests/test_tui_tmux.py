@@ -1,4 +1,5 @@
-"""`ptybatch watch` in a real terminal (tmux) on a live local campaign, driven by keys, read with capture-pane."""
+"""On live local campaigns: `ptybatch watch` in a real terminal (tmux), driven by keys and read with
+capture-pane; and `ptybatch logs -f` following a job to its end."""
 
 from __future__ import annotations
 
@@ -146,3 +147,28 @@ def test_ctrl_c_restores_the_terminal(tmp_path: Path, pane: Pane) -> None:
     pane.type_line(["stty", "-a"])
     screen = pane.wait_for(lambda s: "icanon" in s, "stty output")
     assert "-icanon" not in screen and " echo " in screen.replace("\n", " ")
+
+
+def test_logs_follow_prints_as_the_job_writes_and_ends_with_it(tmp_path: Path) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    jobs = {"slow": {"backend": "a", "command": [PY, "-c", WAITER, str(flags), "slow"]}}
+    campaign = write_campaign(tmp_path, host_campaign(jobs))
+    submit = subprocess.Popen([PY, "-m", "ptycho_batch", "submit", str(campaign)], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while journal_state(tmp_path / "reports", "slow") != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        follower = subprocess.Popen([PY, "-m", "ptycho_batch.tui", "logs", str(campaign), "slow", "-f"],
+                                    cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "slow is waiting\n"
+        (flags / "slow.talk").touch()
+        assert follower.stdout.readline() == "slow says more\n"
+        assert follower.poll() is None                                 # still following the running job
+        (flags / "slow.go").touch()
+        assert follower.stdout.read() == "slow done\n" and follower.wait(timeout=30) == 0
+    finally:
+        (flags / "slow.go").touch()
+        submit.wait(timeout=60)
