@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from ptycho_batch import __version__
+from ptycho_batch import __version__, tui
 from ptycho_batch.journal import CampaignBusy, JobState
 from ptycho_batch.runtimes.base import RuntimeUnavailable
 from ptycho_batch.spec import SpecError, find_campaign, parse_overrides
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="local (this machine), slurm (submitit), or auto: slurm when sbatch answers")
     submit.add_argument("--detach", action="store_true",
                         help="slurm: return once everything is submitted; status/watch follow it later")
+    submit.add_argument("--watch", action="store_true", help="show the live dashboard while the run goes on")
     submit.add_argument("--jobs", "-j", type=int, help="jobs at once (default: CPU count, or one per visible GPU)")
 
     status = commands.add_parser("status", help="the state of a run's jobs, from its journal")
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         convert.add_argument("--engine", choices=["podman", "docker"], default="podman")
         if verb == "export":
             convert.add_argument("--format", choices=["oci-archive", "docker-archive"], default="oci-archive")
+    COMMANDS.update(tui.register(commands))
     return parser
 
 
@@ -184,16 +186,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
             states = follow_existing(active, executor, _print_change)
             return _conclude(prepared.plan, states, started)
 
+    viewer: list[tui.BackgroundWatch] = []
+
     def on_start(run, states: dict[str, JobState]) -> None:
         print(f"[ptybatch] run {run.id} of {prepared.plan.campaign}: {len(states)} jobs, "
               f"executor {executor.name}, journal {run.dir}", flush=True)
+        if args.watch and sys.stdout.isatty():
+            viewer.append(tui.BackgroundWatch(run))
+            return
         for state in states.values():
             if state.final:
                 print(f"[ptybatch] {state.name}: {state.state} ({state.reason})", flush=True)
 
+    def on_change(state: JobState) -> None:
+        if not (viewer and viewer[0].active):  # the dashboard owns the screen while it is up
+            _print_change(state)
+
     try:
         run, states = run_campaign(prepared, executor, force=args.force, rerun_failed=args.rerun_failed,
-                                   on_start=on_start, on_change=_print_change)
+                                   on_start=on_start, on_change=on_change)
     except KeyboardInterrupt:
         if executor.name == "slurm":
             print("[ptybatch] stopped following; the jobs keep running in SLURM "
@@ -201,6 +212,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         else:
             print("[ptybatch] interrupted: running jobs stopped and recorded CANCELLED", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        for watcher in viewer:
+            watcher.stop()
     if args.detach and executor.name == "slurm":
         print(f"[ptybatch] submitted {len(states)} jobs in {executor.sbatch_calls} sbatch call(s) "
               f"in {time.monotonic() - started:.1f}s; follow with: ptybatch watch {run.dir}")
