@@ -59,9 +59,11 @@ def main() -> int:
                        check=True, capture_output=True)
         print(f"{args.n_images} images of 64x64, batch {args.batch_size}, {args.epochs} epochs "
               f"(steady state = median of epochs 2..{args.epochs})")
-        print(f"{'gridsize':>8} {'backend':>7} {'samples/s':>10} {'epoch s':>8} {'1st epoch s':>11} {'process s':>9}  device")
+        print(f"{'gridsize':>8} {'backend':>7} {'samples/s':>10} {'epoch s':>8} {'1st epoch s':>11} "
+              f"{'process s':>9}  device")
         for gridsize in args.gridsize:
-            results = {b: train(b, work / "data" / "train.npz", work / f"{b}-{gridsize}", gridsize, args) for b in BACKENDS}
+            data = work / "data" / "train.npz"
+            results = {b: train(b, data, work / f"{b}-{gridsize}", gridsize, args) for b in BACKENDS}
             for backend, r in results.items():
                 print(f"{gridsize:>8} {backend:>7} {r['samples_per_s']:>10.1f} {r['steady_epoch_s']:>8.3f} "
                       f"{r['first_epoch_s']:>11.3f} {r['process_s']:>9.1f}  {r['device']}")

@@ -72,7 +72,8 @@ def reconstruct(model: PinnModel, dataset: data.Dataset, groups: data.Groups, di
 
 def _device(framework: Framework, accelerator: str) -> str:
     device, description = framework.select_device(accelerator)
-    print(f"Using device: {description} (--accelerator {accelerator}, {framework.name} {framework.version})", flush=True)
+    print(f"Using device: {description} (--accelerator {accelerator}, {framework.name} {framework.version})",
+          flush=True)
     return device
 
 
@@ -95,7 +96,8 @@ def train(framework: Framework, args: argparse.Namespace) -> int:
             total += model.train_step(diffraction, offsets) * len(diffraction)
             seen += len(diffraction)
         history.append(total / seen)
-        print(f"Epoch {epoch}/{args.max_epochs} loss={history[-1]:.6f} time={time.perf_counter() - start:.3f}s", flush=True)
+        elapsed = time.perf_counter() - start
+        print(f"Epoch {epoch}/{args.max_epochs} loss={history[-1]:.6f} time={elapsed:.3f}s", flush=True)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     first = next(batches(groups, args.batch_size))
     write_patch_report(model.predict(*first).patches, args.output_dir, "patch_stats.json",
@@ -107,7 +109,8 @@ def train(framework: Framework, args: argparse.Namespace) -> int:
         losses = [model.loss(d, o) * len(d) for d, o in batches(test_groups, PREDICT_BATCH)]
         print(f"Test loss={sum(losses) / len(test_groups.members):.6f}", flush=True)
     if args.do_stitching:
-        reconstruct(model, evaluation, data.group(evaluation, args.n_images, args.gridsize), args.output_dir, "stitched")
+        groups = data.group(evaluation, args.n_images, args.gridsize)
+        reconstruct(model, evaluation, groups, args.output_dir, "stitched")
     params = {"intensity_scale": scale, "gridsize": args.gridsize, "N": dataset.n, "backend": framework.name,
               "framework_version": framework.version, "translate": translate, "n_images": len(groups.members),
               "max_epochs": args.max_epochs, "seed": args.seed, "loss_history": history,

@@ -24,7 +24,9 @@ from ptycho_batch.workloads import data
 from ptycho_batch.workloads.cli import load_model
 from ptycho_batch.workloads.model_api import Framework
 
-MODULES = {"torch": ("torch", "ptycho_batch.workloads.torch_pinn"), "tf": ("tensorflow", "ptycho_batch.workloads.tf_pinn")}
+# framework -> (the package it needs, the module with its FRAMEWORK)
+MODULES = {"torch": ("torch", "ptycho_batch.workloads.torch_pinn"),
+           "tf": ("tensorflow", "ptycho_batch.workloads.tf_pinn")}
 
 
 def framework_named(name: str) -> Framework:

@@ -4,6 +4,8 @@ Convention (both frameworks implement exactly this): the predicted diffraction a
 patch O under probe P is |fftshift(fft2(P * O))| / N * intensity_scale, and the measured amplitudes are
 sqrt(photon counts). With the probe normalised to mean |P|^2 = 1/4 and intensity_scale =
 sqrt(nphotons) / (N/2), a unit-amplitude object scatters nphotons photons per pattern (Parseval).
+The loss is the mean Poisson negative log-likelihood of the counts (measured^2) under the rates
+(predicted^2), rate - counts * log(rate + LOG_EPS), without the constant log(counts!).
 """
 
 from __future__ import annotations
@@ -30,10 +32,4 @@ def diffraction_amplitude(probe: np.ndarray, patches: np.ndarray, scale: float) 
     field = np.fft.fftshift(np.fft.fft2(probe * patches), axes=(-2, -1))
     return np.abs(field) / n * scale
 
-
-def poisson_nll(predicted_amplitude: np.ndarray, measured_amplitude: np.ndarray) -> float:
-    """Mean Poisson negative log-likelihood of counts measured^2 under rates predicted^2 (no log k!)."""
-    rate = predicted_amplitude.astype(np.float64) ** 2
-    counts = measured_amplitude.astype(np.float64) ** 2
-    return float(np.mean(rate - counts * np.log(rate + LOG_EPS)))
 

@@ -16,7 +16,7 @@ def stitch(patches: np.ndarray, coords: np.ndarray, shape: tuple[int, int]) -> t
     total = np.zeros(shape, np.complex128)
     weight = np.zeros(shape)
     centre = patches[:, half - quarter: half + quarter, half - quarter: half + quarter]
-    for patch, (y, x) in zip(centre, np.rint(coords).astype(int)):
+    for patch, (y, x) in zip(centre, np.rint(coords).astype(int), strict=True):
         top, left = y - quarter, x - quarter
         if top < 0 or left < 0 or top + half > shape[0] or left + half > shape[1]:
             continue

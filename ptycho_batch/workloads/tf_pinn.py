@@ -13,7 +13,6 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from ptycho_batch.workloads.architecture import layers
 from ptycho_batch.workloads.model_api import Framework, ModelConfig, PinnModel, Prediction
 from ptycho_batch.workloads.physics import LOG_EPS
 
@@ -71,7 +70,6 @@ def poisson_nll(predicted: tf.Tensor, measured: tf.Tensor) -> tf.Tensor:
 class TfPinn(PinnModel):
     def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig) -> None:
         self.config = config
-        self.layers = layers(config.gridsize)
         with tf.device(config.device):
             self.params = {name: tf.Variable(value, name=name.replace("/", "_")) for name, value in weights.items()}
             self.moments = {name: (tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v)))
@@ -113,7 +111,7 @@ class TfPinn(PinnModel):
         gradients = tape.gradient(loss, [self.params[n] for n in names])
         self.step.assign_add(1.0)
         correction1, correction2 = 1 - BETA1**self.step, 1 - BETA2**self.step
-        for name, gradient in zip(names, gradients):
+        for name, gradient in zip(names, gradients, strict=True):
             m, v = self.moments[name]
             m.assign(BETA1 * m + (1 - BETA1) * gradient)
             v.assign(BETA2 * v + (1 - BETA2) * gradient * gradient)
@@ -160,7 +158,8 @@ class TfFramework(Framework):
         if accelerator in ("auto", "cuda") and gpus:
             return "/GPU:0", f"/GPU:0 ({gpus[0].name})"
         if accelerator == "cuda":
-            raise RuntimeError("--accelerator cuda: TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)")
+            raise RuntimeError("--accelerator cuda: TensorFlow sees no GPU "
+                               "(tf.config.list_physical_devices('GPU') is empty)")
         return "/CPU:0", "/CPU:0"
 
     def build(self, weights: dict[str, np.ndarray], config: ModelConfig) -> PinnModel:

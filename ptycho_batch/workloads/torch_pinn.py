@@ -12,7 +12,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from ptycho_batch.workloads.architecture import layers
 from ptycho_batch.workloads.model_api import Framework, ModelConfig, PinnModel, Prediction
 from ptycho_batch.workloads.physics import LOG_EPS
 
@@ -48,7 +47,6 @@ class TorchPinn(PinnModel):
     def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig) -> None:
         self.config = config
         self.device = torch.device(config.device)
-        self.layers = layers(config.gridsize)
         self.params = {name: torch.nn.Parameter(torch.from_numpy(self._to_torch(name, value)).to(self.device))
                        for name, value in weights.items()}
         self.probe = torch.from_numpy(config.probe).to(self.device)

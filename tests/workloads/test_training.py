@@ -39,8 +39,8 @@ def train(backend_python, dataset, tmp_path_factory):
 
 
 def infer_psnr(backend: str, python: Path, bundle: Path, dataset: Path, out: Path) -> float:
-    done = run_backend(python, "-m", f"ptycho_batch.workloads.{backend}", "infer", "--model_path", str(bundle), "--test_data", str(dataset / "test.npz"),
-                       "--output_dir", str(out), "--n_images", "64")
+    done = run_backend(python, "-m", f"ptycho_batch.workloads.{backend}", "infer", "--model_path", str(bundle),
+                       "--test_data", str(dataset / "test.npz"), "--output_dir", str(out), "--n_images", "64")
     assert "Loaded intensity_scale from bundle: 9.882118" in done.stdout
     return json.loads((out / "metrics.json").read_text())["amplitude_psnr"]
 
@@ -53,15 +53,18 @@ def test_training_lowers_the_loss_and_writes_its_outputs(backend, train):
     assert saved_bundle(stdout) == (out / "wts.h5.zip").resolve()
     assert "Using device: cpu" in stdout or "Using device: /CPU:0" in stdout
     stats = json.loads((out / "patch_stats.json").read_text())
-    assert f"Patch stats: mean={stats['mean']:.6f}, std={stats['std']:.6f}, var_zero_mean={stats['var_zero_mean']:.6f}" in stdout
+    line = f"Patch stats: mean={stats['mean']:.6f}, std={stats['std']:.6f}, var_zero_mean={stats['var_zero_mean']:.6f}"
+    assert line in stdout
     assert (out / "patch_grid.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_trained_model_beats_the_untrained_one_by_3_db(backend, train, backend_python, dataset, tmp_path):
     python = backend_python(backend)
-    trained = infer_psnr(backend, python, saved_bundle(train(backend, *TRAIN, *TRAINED)[0]), dataset, tmp_path / "a")
-    untrained = infer_psnr(backend, python, saved_bundle(train(backend, *TRAIN, *UNTRAINED)[0]), dataset, tmp_path / "b")
+    trained_bundle = saved_bundle(train(backend, *TRAIN, *TRAINED)[0])
+    untrained_bundle = saved_bundle(train(backend, *TRAIN, *UNTRAINED)[0])
+    trained = infer_psnr(backend, python, trained_bundle, dataset, tmp_path / "trained")
+    untrained = infer_psnr(backend, python, untrained_bundle, dataset, tmp_path / "untrained")
     assert trained >= untrained + 3.0, f"trained {trained:.2f} dB vs untrained {untrained:.2f} dB"
 
 
@@ -71,8 +74,8 @@ GS2_UNTRAINED = (*GS2, "--max_epochs", "0")  # the last --max_epochs wins
 
 def test_tf_native_translation_fails_under_jit_with_the_xla_error(backend_python, dataset, tmp_path):
     done = run_backend(backend_python("tf"), "-m", "ptycho_batch.workloads.tf", "train", "--train_data_file",
-                       str(dataset / "train.npz"), "--output_dir", str(tmp_path), *GS2, "--translate", "native", "--jit",
-                       check=False)
+                       str(dataset / "train.npz"), "--output_dir", str(tmp_path), *GS2,
+                       "--translate", "native", "--jit", check=False)
     assert done.returncode == 1
     assert "Detected unsupported operations when trying to compile graph" in done.stderr
     assert "ImageProjectiveTransformV3" in done.stderr and "XLA_CPU_JIT" in done.stderr

@@ -16,7 +16,8 @@ def run_backend(python: Path, *argv: str, check: bool = True, cwd: Path | None =
     env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
     done = subprocess.run([str(python), *argv], capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=600)
     if check:
-        assert done.returncode == 0, f"{argv[:3]} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        output = f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        assert done.returncode == 0, f"{argv[:3]} exited {done.returncode}:\n{output}"
     return done
 
 

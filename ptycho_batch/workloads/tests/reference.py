@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ptycho_batch.workloads.physics import LOG_EPS
+
+
+def poisson_nll(predicted_amplitude: np.ndarray, measured_amplitude: np.ndarray) -> float:
+    """Mean Poisson negative log-likelihood of counts measured^2 under rates predicted^2 (no log k!)."""
+    rate = predicted_amplitude.astype(np.float64) ** 2
+    counts = measured_amplitude.astype(np.float64) ** 2
+    return float(np.mean(rate - counts * np.log(rate + LOG_EPS)))
+
 
 def translate(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Shift (M, H, W) images by (M, 2) (dy, dx): out(y, x) = bilinear in(y - dy, x - dx), zeros outside."""

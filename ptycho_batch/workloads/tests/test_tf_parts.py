@@ -10,7 +10,7 @@ tf = pytest.importorskip("tensorflow")
 from ptycho_batch.workloads import architecture, physics, sim  # noqa: E402
 from ptycho_batch.workloads.model_api import ModelConfig  # noqa: E402
 from ptycho_batch.workloads.tests import reference  # noqa: E402
-from ptycho_batch.workloads.tf_pinn import TRANSLATIONS, TfPinn, merge_neighbours, poisson_nll  # noqa: E402
+from ptycho_batch.workloads.tf_pinn import FRAMEWORK, TRANSLATIONS, TfPinn, merge_neighbours, poisson_nll  # noqa: E402
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -42,8 +42,9 @@ def test_merging_unshifted_neighbours_averages_them():
 
 def test_poisson_nll_matches_numpy():
     rng = np.random.default_rng(0)
-    predicted, measured = rng.uniform(0, 5, (3, 8, 8)).astype(np.float32), rng.uniform(0, 5, (3, 8, 8)).astype(np.float32)
-    assert float(poisson_nll(predicted, measured)) == pytest.approx(physics.poisson_nll(predicted, measured), rel=1e-5)
+    predicted, measured = rng.uniform(0, 5, (2, 3, 8, 8)).astype(np.float32)
+    expected = reference.poisson_nll(predicted, measured)
+    assert float(poisson_nll(predicted, measured)) == pytest.approx(expected, rel=1e-5)
 
 
 def _model(gridsize: int) -> TfPinn:
@@ -61,3 +62,19 @@ def test_physics_layer_matches_numpy_fft_scaling():
 def test_weights_keep_the_shared_layout():
     weights = architecture.initial_weights(2, 0)
     assert all(np.array_equal(_model(2).weights()[k], weights[k]) for k in weights)
+
+
+def test_accelerator_cuda_without_a_gpu_is_refused_not_ignored():
+    if tf.config.list_physical_devices("GPU"):
+        assert FRAMEWORK.select_device("auto")[0] == "/GPU:0"
+        return
+    assert FRAMEWORK.select_device("auto")[0] == "/CPU:0"
+    with pytest.raises(RuntimeError, match="sees no GPU"):
+        FRAMEWORK.select_device("cuda")
+
+
+def test_default_translation_follows_use_xla_translate(monkeypatch):
+    monkeypatch.setenv("USE_XLA_TRANSLATE", "0")
+    assert FRAMEWORK.default_translation() == "native"
+    monkeypatch.setenv("USE_XLA_TRANSLATE", "1")
+    assert FRAMEWORK.default_translation() == "xla"

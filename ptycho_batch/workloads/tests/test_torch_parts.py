@@ -10,7 +10,13 @@ torch = pytest.importorskip("torch")
 from ptycho_batch.workloads import architecture, physics, sim  # noqa: E402
 from ptycho_batch.workloads.model_api import ModelConfig  # noqa: E402
 from ptycho_batch.workloads.tests import reference  # noqa: E402
-from ptycho_batch.workloads.torch_pinn import TorchPinn, merge_neighbours, poisson_nll, translate  # noqa: E402
+from ptycho_batch.workloads.torch_pinn import (  # noqa: E402
+    FRAMEWORK,
+    TorchPinn,
+    merge_neighbours,
+    poisson_nll,
+    translate,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -28,9 +34,9 @@ def test_merging_unshifted_neighbours_averages_them():
 
 def test_poisson_nll_matches_numpy():
     rng = np.random.default_rng(0)
-    predicted, measured = rng.uniform(0, 5, (3, 8, 8)).astype(np.float32), rng.uniform(0, 5, (3, 8, 8)).astype(np.float32)
+    predicted, measured = rng.uniform(0, 5, (2, 3, 8, 8)).astype(np.float32)
     ours = float(poisson_nll(torch.from_numpy(predicted), torch.from_numpy(measured)))
-    assert ours == pytest.approx(physics.poisson_nll(predicted, measured), rel=1e-5)
+    assert ours == pytest.approx(reference.poisson_nll(predicted, measured), rel=1e-5)
 
 
 def _model(gridsize: int) -> TorchPinn:
@@ -56,3 +62,12 @@ def test_prediction_shapes_and_ranges():
     prediction = _model(2).predict(diffraction, offsets)
     assert prediction.patches.shape == (2, 4, 32, 32) and prediction.patches.dtype == np.complex64
     assert prediction.amplitude.shape == (2, 4, 32, 32) and np.abs(prediction.patches).max() <= 1.0 + 1e-6
+
+
+def test_accelerator_cuda_without_a_gpu_is_refused_not_ignored():
+    if torch.cuda.is_available():
+        assert FRAMEWORK.select_device("auto")[0] == "cuda:0"
+        return
+    assert FRAMEWORK.select_device("auto")[0] == "cpu"
+    with pytest.raises(RuntimeError, match="sees no CUDA device"):
+        FRAMEWORK.select_device("cuda")
