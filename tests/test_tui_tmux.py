@@ -50,10 +50,10 @@ class Pane:
         self.keys("Enter")
 
     def text(self) -> str:
-        return subprocess.run([*self.base, "capture-pane", "-p", "-t", "watch"], check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run([*self.base, "capture-pane", "-p", "-J", "-t", "watch"], check=True,
+                              capture_output=True, text=True).stdout
 
-    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
+    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 60.0) -> str:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             screen = self.text()
@@ -76,10 +76,17 @@ def journal_state(out: Path, job: str) -> str:
     return json.loads(path.read_text())["state"] if path.exists() else "PENDING"
 
 
+def wait_journal(out: Path, job: str, state: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while journal_state(out, job) != state:
+        assert time.monotonic() < deadline, f"{job} never became {state} in the journal"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def pane(tmp_path: Path) -> Iterator[Pane]:
     requires("tmux", shutil.which("tmux") is not None)
-    pane = Pane(f"ptybatch-test-{os.getpid()}", tmp_path)
+    pane = Pane(f"ptybatch-test-{os.getpid()}-{tmp_path.name}", tmp_path)  # one server per test
     yield pane
     pane.close()
 
@@ -96,9 +103,7 @@ def test_watch_follows_a_live_campaign_opens_logs_cancels_and_restores_the_termi
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         out = tmp_path / "reports"
-        deadline = time.monotonic() + 60
-        while journal_state(out, "second") != "RUNNING" and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_journal(out, "second", "RUNNING")
         pane.type_line([PY, "-m", "ptycho_batch.tui", "watch", str(campaign), "--interval", "0.3"])
         pane.wait_for(lambda s: "▶ RUNNING" in row(s, "first") and "▶ RUNNING" in row(s, "second")
                       and "· PENDING" in row(s, "after"), "first and second running, after pending")
@@ -119,10 +124,7 @@ def test_watch_follows_a_live_campaign_opens_logs_cancels_and_restores_the_termi
         pane.keys("c")
         pane.wait_for(lambda s: "cancel second? [y/n]" in s, "the cancel confirmation")
         pane.keys("y")
-        deadline = time.monotonic() + 30
-        while journal_state(out, "second") != "CANCELLED" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert journal_state(out, "second") == "CANCELLED"
+        wait_journal(out, "second", "CANCELLED")
         pane.wait_for(lambda s: "⊘ CANCELLED" in row(s, "second"), "second shown CANCELLED")
 
         pane.keys("q")
@@ -157,9 +159,7 @@ def test_logs_follow_prints_as_the_job_writes_and_ends_with_it(tmp_path: Path) -
     submit = subprocess.Popen([PY, "-m", "ptycho_batch", "submit", str(campaign)], cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while journal_state(tmp_path / "reports", "slow") != "RUNNING" and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_journal(tmp_path / "reports", "slow", "RUNNING")
         follower = subprocess.Popen([PY, "-m", "ptycho_batch.tui", "logs", str(campaign), "slow", "-f"],
                                     cwd=tmp_path, stdout=subprocess.PIPE, text=True)
         assert follower.stdout is not None
