@@ -37,18 +37,17 @@ def predict_all(model: PinnModel, groups: data.Groups) -> np.ndarray:
     return np.concatenate([model.predict(d, o).patches for d, o in batches(groups, PREDICT_BATCH)])
 
 
-def write_patch_report(patches: np.ndarray, directory: Path, stats_name: str, extra: dict) -> dict[str, float]:
+def write_patch_report(patches: np.ndarray, directory: Path, stats_name: str, extra: dict) -> None:
     """Patch stats (printed, and written as JSON) and the patch grid PNG of the first patches."""
     amplitudes = np.abs(patches)
     stats = patch_stats(amplitudes)
     print(stats_line(stats), flush=True)
     (directory / stats_name).write_text(json.dumps({**stats, **extra}, indent=2) + "\n")
     write_png(directory / "patch_grid.png", tile(amplitudes.reshape(-1, *amplitudes.shape[-2:])[:GRID_PATCHES]))
-    return stats
 
 
-def reconstruct(model: PinnModel, dataset: data.Dataset, groups: data.Groups, directory: Path, prefix: str) -> dict:
-    """Stitch, align to the ground truth, write PNGs, npz and metrics.json; returns the metrics."""
+def reconstruct(model: PinnModel, dataset: data.Dataset, groups: data.Groups, directory: Path, prefix: str) -> None:
+    """Stitch, align to the ground truth (global phase and scale), write PNGs, npz and metrics.json."""
     patches = predict_all(model, groups)
     obj, covered = stitch(patches.reshape(-1, *patches.shape[-2:]), groups.coords.reshape(-1, 2), dataset.obj.shape)
     aligned = align(obj, dataset.obj, covered)
@@ -67,7 +66,6 @@ def reconstruct(model: PinnModel, dataset: data.Dataset, groups: data.Groups, di
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"Amplitude PSNR: {metrics['amplitude_psnr']:.3f} dB, SSIM: {metrics['amplitude_ssim']:.4f} "
           f"(phase PSNR {metrics['phase_psnr']:.3f} dB, {metrics['n_groups']} groups)", flush=True)
-    return metrics
 
 
 def _device(framework: Framework, accelerator: str) -> str:
