@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from itertools import islice
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from ptycho_batch.views import STATE_STYLE
 
 STATE_SYMBOL = {"PENDING": "·", "RUNNING": "▶", "COMPLETED": "✔", "FAILED": "✘", "SKIPPED": "↷",
                 "CANCELLED": "⊘"}
-STATE_ORDER = ("RUNNING", "FAILED", "CANCELLED", "SKIPPED", "PENDING", "COMPLETED")  # a group shows the first
+STATE_ORDER = ("RUNNING", "FAILED", "CANCELLED", "SKIPPED", "PENDING", "COMPLETED")  # counts, most urgent first
 BAD_STATES = frozenset({"FAILED", "CANCELLED", "SKIPPED"})
 _DIGEST_SUFFIXES = (".sha1", ".sha256", ".md5")
 
