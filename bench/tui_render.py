@@ -72,7 +72,7 @@ def viewer_idle_cpu(target: Path, cwd: Path, seconds: float) -> float:
     """Percent of one core used by `ptybatch watch TARGET` in a tmux pane, after a warm-up."""
     tmux = ["tmux", "-L", f"ptybatch-bench-{os.getpid()}-{target.name}", "-f", "/dev/null"]  # one server per run
     subprocess.run([*tmux, "new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT), "-c", str(cwd),
-                    sys.executable, "-m", "ptycho_batch.tui", "watch", str(target)], check=True)
+                    sys.executable, "-m", "ptycho_batch", "watch", str(target)], check=True)
     try:
         pid = int(subprocess.run([*tmux, "display-message", "-p", "#{pane_pid}"], check=True, capture_output=True,
                                  text=True).stdout)

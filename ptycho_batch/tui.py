@@ -25,7 +25,6 @@ from ptycho_batch.journal import JobState, Run
 from ptycho_batch.logs import add_logs_parser, cmd_logs
 from ptycho_batch.progress import spinner
 from ptycho_batch.report import policy_decision
-from ptycho_batch.spec import SpecError
 from ptycho_batch.tui_app import Dashboard
 from ptycho_batch.tui_journal import JournalCache
 from ptycho_batch.tui_term import cbreak
@@ -135,19 +134,3 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     add_logs_parser(commands)
     return {"watch": cmd_watch, "logs": cmd_logs}
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (`python -m ptycho_batch.tui watch ...`) until cli.py calls `register`."""
-    parser = argparse.ArgumentParser(prog="ptybatch")
-    handlers = register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return handlers[args.command](args)
-    except SpecError as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -104,7 +104,7 @@ def test_watch_follows_a_live_campaign_opens_logs_cancels_and_restores_the_termi
     try:
         out = tmp_path / "reports"
         wait_journal(out, "second", "RUNNING")
-        pane.type_line([PY, "-m", "ptycho_batch.tui", "watch", str(campaign), "--interval", "0.3"])
+        pane.type_line([PY, "-m", "ptycho_batch", "watch", str(campaign), "--interval", "0.3"])
         pane.wait_for(lambda s: "▶ RUNNING" in row(s, "first") and "▶ RUNNING" in row(s, "second")
                       and "· PENDING" in row(s, "after"), "first and second running, after pending")
 
@@ -143,12 +143,26 @@ def test_ctrl_c_restores_the_terminal(tmp_path: Path, pane: Pane) -> None:
     campaign = write_campaign(tmp_path, host_campaign({"only": {"backend": "a", "command": [PY, "-c", "print(1)"]}}))
     subprocess.run([PY, "-m", "ptycho_batch", "submit", str(campaign)], cwd=tmp_path, check=True,
                    capture_output=True)
-    pane.type_line([PY, "-m", "ptycho_batch.tui", "watch", str(campaign)])
+    pane.type_line([PY, "-m", "ptycho_batch", "watch", str(campaign)])
     pane.wait_for(lambda s: "✔ COMPLETED" in row(s, "only"), "the finished run")
     pane.keys("C-c")
     pane.type_line(["stty", "-a"])
     screen = pane.wait_for(lambda s: "icanon" in s, "stty output")
     assert "-icanon" not in screen and " echo " in screen.replace("\n", " ")
+
+
+def test_submit_watch_shows_the_dashboard_until_the_run_ends(tmp_path: Path, pane: Pane) -> None:
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    jobs = {"work": {"backend": "a", "command": [PY, "-c", WAITER, str(flags), "work"]}}
+    campaign = write_campaign(tmp_path, host_campaign(jobs))
+    pane.type_line([PY, "-m", "ptycho_batch", "submit", str(campaign), "--watch"])
+    pane.wait_for(lambda s: "▶ RUNNING" in row(s, "work") and "submit running" in s, "the dashboard of the submit")
+    (flags / "work.go").touch()
+    screen = pane.wait_for(lambda s: "[ptybatch] passed" in s, "the submit's verdict after the dashboard")
+    assert "▶ RUNNING" not in screen                                   # the dashboard left with the run
+    pane.type_line(["echo", "ok"])
+    pane.wait_for(lambda s: "$ echo ok\nok\n" in s, "a usable shell after submit --watch")
 
 
 def test_logs_follow_prints_as_the_job_writes_and_ends_with_it(tmp_path: Path) -> None:
@@ -160,7 +174,7 @@ def test_logs_follow_prints_as_the_job_writes_and_ends_with_it(tmp_path: Path) -
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_journal(tmp_path / "reports", "slow", "RUNNING")
-        follower = subprocess.Popen([PY, "-m", "ptycho_batch.tui", "logs", str(campaign), "slow", "-f"],
+        follower = subprocess.Popen([PY, "-m", "ptycho_batch", "logs", str(campaign), "slow", "-f"],
                                     cwd=tmp_path, stdout=subprocess.PIPE, text=True)
         assert follower.stdout is not None
         assert follower.stdout.readline() == "slow is waiting\n"
