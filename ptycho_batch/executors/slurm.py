@@ -22,6 +22,7 @@ from ptycho_batch.executors.slurm_node import run_on_node
 from ptycho_batch.executors.slurm_poll import poll
 from ptycho_batch.journal import JobState, Run
 from ptycho_batch.plan import Plan, PlannedJob
+from ptycho_batch.progress import spinner
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.spec import Resources
 
@@ -73,7 +74,8 @@ class SlurmExecutor:
                 on_change: Callable[[JobState], None] = lambda s: None) -> dict[str, JobState]:
         for runtime in {id(r): r for r in runtimes.values()}.values():
             runtime.prepare()  # build venvs once here, not in every array task at once
-        self.submit_all(plan, run, states)
+        with spinner(f"submitting {len(plan.jobs)} jobs to SLURM"):
+            self.submit_all(plan, run, states)
         if self.detach:
             return states
         return self.follow(plan, run, on_change)
