@@ -65,7 +65,7 @@ def test_metrics_recorded_when_final_and_read_from_the_log_while_running(tmp_pat
     assert "snr_db=31.25" in line_of(text, "simulate")        # COMPLETED: the journal's metrics
     train = line_of(text, "train")
     assert "pid 20001" in train and "epoch 4/50 loss=0.02500" in train
-    assert "patch_stats.mean=0.5" in train                    # RUNNING: parsed from its log so far
+    assert "mean=0.5 std=0.1" in train                         # RUNNING: parsed from its log so far
     log = Path(dashboard.cache.states["train"].log or "")
     with log.open("a") as handle:
         handle.write("epoch 5/50 loss=0.00042\n")
