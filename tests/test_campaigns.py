@@ -59,8 +59,11 @@ def test_phase_c1_inventory(phases: Path) -> None:
     assert (torch_dir / "analysis" / "bundle_digest_torch_train.txt").read_text().startswith(bundle_sha1)
     assert (torch_dir / "analysis" / "torch_patch_grid_gs1.png").read_bytes()[:4] == b"\x89PNG"
     assert "Patch stats: mean=" in (torch_dir / "cli" / "train_patch_stats_gs1.log").read_text()
+    twin = json.loads((phases / "phase_c1_gs1" / "analysis" / "artifact_inventory.json").read_text())
+    assert {job["name"]: job["state"] for job in twin["jobs"]} == {name: "COMPLETED" for name in (
+        "data", "torch_train", "torch_infer", "tf_integration", "tf_train", "parity_torch", "parity_tf")}
     infer = _state(phases, "phase_c1_gs1", "torch_infer")
-    assert abs(infer["metrics"]["intensity_scale"] - 9.882118) < 1e-3
+    assert abs(infer["metrics"]["intensity_scale"] - 9.882118) < 1e-3 and infer["metrics"]["amplitude.psnr"] > 19
     assert "passed" in (tf_dir / "green" / "pytest_tf_integration.log").read_text()
     assert _state(phases, "phase_c1_gs1", "parity_tf")["metrics"]["parity.max_rel"] <= 1e-4
     env = json.loads((tf_dir / "analysis" / "tf_train.env.json").read_text())["env"]
