@@ -186,7 +186,8 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     log_path = Path(state.log or job.log)
     ensure_dirs(report_dir / "analysis", log_path.parent)
     workdir = Path(job.workdir)
-    shutil.rmtree(workdir, ignore_errors=True)
+    if workdir.exists():  # a rerun starts from an empty scratch directory
+        shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
 
     argv = variant.argv if variant else job.argv
