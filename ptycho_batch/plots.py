@@ -36,11 +36,7 @@ def loss_curves(curves: dict[str, list[float]], path: Path, title: str) -> Path 
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def relative_differences(bars: dict[str, float], tolerance: float | None, path: Path, title: str) -> Path | None:
@@ -58,6 +54,10 @@ def relative_differences(bars: dict[str, float], tolerance: float | None, path: 
     axis.set_xlabel("relative difference")
     axis.set_title(title)
     axis.invert_yaxis()
+    return _save(plt, figure, path)
+
+
+def _save(plt, figure, path: Path) -> Path:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

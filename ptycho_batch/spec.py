@@ -33,6 +33,14 @@ def _relative_inside(value: str, what: str) -> str:
     return value
 
 
+def _valid_regex(pattern: str, what: str = "") -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what}invalid regex {pattern!r}: {exc}") from None
+    return pattern
+
+
 class Policy(Strict):
     id: str = "POLICY"
     required: list[str] = Field(default_factory=list)
@@ -72,12 +80,7 @@ class FallbackWhen(Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {value!r}: {exc}") from None
-        return value
+        return None if value is None else _valid_regex(value)
 
     @model_validator(mode="after")
     def _some_condition(self) -> FallbackWhen:
@@ -106,11 +109,7 @@ class Signature(Strict):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex {value!r}: {exc}") from None
-        return value
+        return _valid_regex(value)
 
 
 class ParityCheck(Strict):
@@ -231,10 +230,7 @@ class Job(Strict):
     @classmethod
     def _regexes_compile(cls, value: dict[str, str]) -> dict[str, str]:
         for name, pattern in value.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"observe.{name}: invalid regex {pattern!r}: {exc}") from None
+            _valid_regex(pattern, f"observe.{name}: ")
         return value
 
     @model_validator(mode="after")
