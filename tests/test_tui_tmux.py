@@ -62,6 +62,10 @@ class Pane:
             time.sleep(0.2)
         raise AssertionError(f"screen never showed {what}:\n{self.text()}")
 
+    def wait_for_prompt(self) -> None:
+        """Until the dashboard has left and the shell prompts again (keys typed earlier would go to the viewer)."""
+        self.wait_for(lambda s: "backends:" not in s and s.rstrip().endswith("$"), "the shell prompt")
+
     def close(self) -> None:
         subprocess.run([*self.base, "kill-server"], check=False)
 
@@ -128,6 +132,7 @@ def test_watch_follows_a_live_campaign_opens_logs_cancels_and_restores_the_termi
         pane.wait_for(lambda s: "⊘ CANCELLED" in row(s, "second"), "second shown CANCELLED")
 
         pane.keys("q")
+        pane.wait_for_prompt()
         pane.type_line(["echo", "ok"])                                 # the shell echoes and runs it again
         pane.wait_for(lambda s: "$ echo ok\nok\n" in s, "a usable shell after q")
         assert submit.wait(timeout=60) == 0                            # a is required; b's cancel is deferred
@@ -146,6 +151,7 @@ def test_ctrl_c_restores_the_terminal(tmp_path: Path, pane: Pane) -> None:
     pane.type_line([PY, "-m", "ptycho_batch", "watch", str(campaign)])
     pane.wait_for(lambda s: "✔ COMPLETED" in row(s, "only"), "the finished run")
     pane.keys("C-c")
+    pane.wait_for_prompt()
     pane.type_line(["stty", "-a"])
     screen = pane.wait_for(lambda s: "icanon" in s, "stty output")
     assert "-icanon" not in screen and " echo " in screen.replace("\n", " ")
@@ -161,6 +167,7 @@ def test_submit_watch_shows_the_dashboard_until_the_run_ends(tmp_path: Path, pan
     (flags / "work.go").touch()
     screen = pane.wait_for(lambda s: "[ptybatch] passed" in s, "the submit's verdict after the dashboard")
     assert "▶ RUNNING" not in screen                                   # the dashboard left with the run
+    pane.wait_for_prompt()
     pane.type_line(["echo", "ok"])
     pane.wait_for(lambda s: "$ echo ok\nok\n" in s, "a usable shell after submit --watch")
 
