@@ -206,6 +206,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         run, states = run_campaign(prepared, executor, force=args.force, rerun_failed=args.rerun_failed,
                                    on_start=on_start, on_change=on_change)
     except KeyboardInterrupt:
+        for watcher in viewer:
+            watcher.stop()  # give the screen back before saying what happened
         if executor.name == "slurm":
             print("[ptybatch] stopped following; the jobs keep running in SLURM "
                   "(`ptybatch status` / `watch` / `submit` again pick the run up)", file=sys.stderr)
