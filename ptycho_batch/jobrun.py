@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ptycho_batch import provenance
 from ptycho_batch.envfirewall import build_env, redact
+from ptycho_batch.gpus import visible_gpus
 from ptycho_batch.journal import ArtifactRecord, Attempt, JobState, Run, process_start_time, write_atomic, write_json
 from ptycho_batch.observe import check_expectations, clean_text, extract_metrics
 from ptycho_batch.plan import PlannedFallback, PlannedJob
@@ -194,8 +195,9 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     env = build_env(os.environ, variant.env if variant else job.env, job.pass_env, pinned_env)
     write_json(report_dir / "analysis" / f"{job.slug}.env.json",
                {"job": job.name, "runtime": runtime.name, "env": redact(env)})
-    launch = Launch(argv=argv, env=env, workdir=workdir,
-                    binds=[report_dir, workdir, *map(Path, job.binds)], gpus=job.gpus)
+    # a job's `gpus` is what it asks of a node; GPU flags for a runtime only where GPUs exist
+    launch = Launch(argv=argv, env=env, workdir=workdir, binds=[report_dir, workdir, *map(Path, job.binds)],
+                    gpus=job.gpus if visible_gpus() else 0)
 
     runtime.prepare()
     if runtime.name != "host":  # which image / venv, framework and CUDA build produced this job's results

@@ -59,7 +59,7 @@ class PlannedJob(BaseModel):
     timeout_min: float | None
     resources: Resources
     required: bool       # its backend decides the campaign's success
-    binds: list[str] = Field(default_factory=list)
+    binds: list[str] = Field(default_factory=list)   # what a container must mount: data and upstream artifacts
     fallbacks: list[PlannedFallback] = Field(default_factory=list)
     signatures: list[Signature] = Field(default_factory=list)
     requeue: int = 0
@@ -208,7 +208,9 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                 report_dir=str(report_dir), workdir=str(workdir), observe=job.observe, artifacts=artifacts,
                 expect=job.expect, timeout_min=job.timeout_min or campaign.defaults.timeout_min,
                 resources=job.resources or campaign.defaults.resources, required=job.backend in required,
-                binds=sorted({str(Path(p).parent) for p in data.values()}), fallbacks=fallbacks,
+                binds=sorted({str(Path(p).parent) for p in data.values()} |
+                             {str(Path(a.dest).parent) for n in needs for a in jobs[n].artifacts.values()}),
+                fallbacks=fallbacks,
                 signatures=campaign.signatures, requeue=job.requeue,
                 array_parallelism=job.array_parallelism)
             expanded[base].append(name)

@@ -8,32 +8,17 @@ stops every job's process group and records CANCELLED; a job whose upstream fail
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from ptycho_batch.decisions import upstream_digests
+from ptycho_batch.gpus import visible_gpus
 from ptycho_batch.journal import JobState, Run
 from ptycho_batch.jobrun import ProcessRegistry, run_job
 from ptycho_batch.plan import Plan, PlannedJob, cache_key, cache_parts
 from ptycho_batch.runtimes.base import Runtime
-
-
-def visible_gpus() -> list[str]:
-    """GPU indices from CUDA_VISIBLE_DEVICES when set, else from `nvidia-smi -L`; empty on CPU machines."""
-    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if pinned is not None:
-        return [g for g in pinned.split(",") if g.strip() and g.strip() != "-1"]
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
 
 
 def skip_reason(job: PlannedJob, states: dict[str, JobState]) -> str | None:
