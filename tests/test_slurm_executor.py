@@ -149,3 +149,24 @@ def test_without_accounting_the_poller_never_hangs(slurm: None, tmp_path: Path) 
     # squeue may still show it CANCELLED for a moment; once it has left the queue it is recorded as lost
     assert (killed["state"], killed["failure_class"]) in {("CANCELLED", "cancelled"), ("FAILED", "lost")}, killed
     assert Path(killed["red_note"]).exists()
+
+
+def test_arrays_split_at_max_array_size(slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dev_cluster import start_dev_cluster
+
+    directory = dev_cluster_dir()
+    requires("slurm", directory is not None, "the split test restarts ptybatch's own dev cluster")
+    jobs = {"sweep": {"backend": "a", "matrix": {"i": list(range(25))}, "command": [PY, "-c", "print({i})"]}}
+    path = write_campaign(tmp_path, host_campaign(jobs))
+    monkeypatch.setenv("PTYBATCH_SLURM_MAX_ARRAY_SIZE", "10")
+    start_dev_cluster(directory, "dbd")
+    try:
+        result = ptybatch("submit", str(path), "--executor", "slurm", cwd=tmp_path, timeout=300)
+    finally:
+        monkeypatch.delenv("PTYBATCH_SLURM_MAX_ARRAY_SIZE")
+        start_dev_cluster(directory, "dbd")
+    assert result.returncode == 0, result.stdout + result.stderr
+    final = states(tmp_path / "reports")
+    assert all(final[f"sweep[i={i}]"]["state"] == "COMPLETED" for i in range(25))
+    arrays = {final[f"sweep[i={i}]"]["slurm_job_id"].split("_")[0] for i in range(25)}
+    assert len(arrays) == 3, f"25 tasks with MaxArraySize=10 make 3 arrays, got {arrays}"
