@@ -299,7 +299,9 @@ def _write_green(job: PlannedJob, state: JobState) -> None:
         copy = green / Path(state.log or job.log).name
         shutil.copy2(state.log or job.log, copy)
         state.green.append(str(copy))
-    blockers = sorted((report_dir / "red").glob(f"blocked_*_{job.slug}.md"))
+    red = report_dir / "red"  # notes are blocked_<stamp>_<slug>.md; the stamp has no underscore
+    blockers = sorted(red / name for name in (os.listdir(red) if red.is_dir() else ())
+                      if name.startswith("blocked_") and name.split("_", 2)[-1] == f"{job.slug}.md")
     if blockers:
         green.mkdir(parents=True, exist_ok=True)
         resolved = green / f"blocker_resolved_{job.slug}.md"
