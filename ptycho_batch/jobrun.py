@@ -176,7 +176,8 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     state.attempts.append(Attempt(
         number=state.attempt, state=state.state, log=state.log, exit_code=state.exit_code, signal=state.signal,
         failure_class=state.failure_class, failure_line=state.failure_line, red_note=state.red_note,
-        started=state.started, ended=state.ended, fallback=state.fallback))
+        started=state.started, ended=state.ended, fallback=state.fallback,
+        reason=state.reason if state.state == "PENDING" else None))
     run.write_state(job.slug, state)
     return lines
 

@@ -53,6 +53,7 @@ class Attempt(BaseModel):
     started: float | None = None
     ended: float | None = None
     fallback: str | None = None
+    reason: str | None = None   # why an attempt ended without a verdict (preempted, requeued)
 
 
 class JobState(BaseModel):

@@ -132,7 +132,8 @@ def _job_section(plan: Plan, name: str, state: JobState, base: Path) -> list[str
         lines.append(f"- **Evidence:** [{Path(green).name}]({_link(green, base)})")
     if len(state.attempts) > 1:
         lines.append("- **Attempts:** " + "; ".join(
-            f"#{a.number} {a.state}" + (f" ({a.failure_class})" if a.failure_class else "") for a in state.attempts))
+            f"#{a.number} {a.state}" + (f" ({a.failure_class or a.reason})" if a.failure_class or a.reason else "")
+            for a in state.attempts))
     if state.metrics:
         lines.append("- **Key Observations:**")
         lines += [f"  - `{k}` = {_fmt(v)}" for k, v in state.metrics.items()]

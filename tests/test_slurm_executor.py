@@ -170,3 +170,33 @@ def test_arrays_split_at_max_array_size(slurm: None, tmp_path: Path, monkeypatch
     assert all(final[f"sweep[i={i}]"]["state"] == "COMPLETED" for i in range(25))
     arrays = {final[f"sweep[i={i}]"]["slurm_job_id"].split("_")[0] for i in range(25)}
     assert len(arrays) == 3, f"25 tasks with MaxArraySize=10 make 3 arrays, got {arrays}"
+
+
+def test_preempted_job_is_requeued_with_both_attempts(slurm: None, tmp_path: Path) -> None:
+    """The dev cluster's `urgent` partition preempts `debug`: the job's second attempt completes."""
+    marker = tmp_path / "first-attempt-seen"
+    script = (f"import os, time\nif os.path.exists({str(marker)!r}): print('second attempt ok')\n"
+              f"else:\n    open({str(marker)!r}, 'w').close(); print('working', flush=True); time.sleep(600)")
+    jobs = {"victim": {"backend": "a", "resources": {"partition": "debug", "sbatch": {"exclusive": True}},
+                       "command": [PY, "-c", script]}}
+    path = write_campaign(tmp_path, host_campaign(jobs))
+    out = tmp_path / "reports"
+    assert ptybatch("submit", str(path), "--executor", "slurm", "--detach", cwd=tmp_path).returncode == 0
+    wait_for(lambda: True if marker.exists() else None, 90, "the first attempt to start")
+    subprocess.run(["sbatch", "--partition=urgent", "--exclusive", f"--output={tmp_path}/urgent.out", "--wrap",
+                    "true"], check=True, timeout=30)
+
+    def requeued() -> dict | None:
+        record = json.loads(ptybatch("status", str(path), "--json", cwd=tmp_path).stdout)["jobs"]["victim"]
+        return record if record["state"] == "PENDING" and record["attempts"] else None
+
+    record = wait_for(requeued, 90, "the preempted job to be pending again")
+    job_id = record["slurm_job_id"]
+    wait_for(lambda: True if squeue_states([job_id]).get(job_id) is not None and
+             squeue_states([job_id])[job_id].state == "PENDING" else None, 60, "SLURM to hold the requeued job")
+    start_now(job_id)
+    assert ptybatch("submit", str(path), "--executor", "slurm", cwd=tmp_path, timeout=300).returncode == 0
+    final = states(out)["victim"]
+    assert final["state"] == "COMPLETED" and final["attempt"] == 2
+    assert final["attempts"][0]["state"] == "PENDING" and "preempted" in final["attempts"][0]["reason"]
+    assert "second attempt ok" in (out / "t" / "cli" / "victim.attempt2.log").read_text()
