@@ -49,7 +49,12 @@ def accounting_mode(directory: Path, accounting: str) -> Iterator[None]:
 
 
 def start_now(job_id: str) -> None:
-    """Let a requeued job start at once: SLURM holds one for 120 s (Reason=BeginTime) after a requeue."""
+    """Let a requeued job start at once: SLURM holds one for 120 s (Reason=BeginTime) after a requeue.
+
+    The interrupted run's step may still be winding down (srun waits up to KillWait, 7 s here); a new
+    run released before that fails at once, which the 120 s hold prevents on real clusters.
+    """
+    time.sleep(8)
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
 
 

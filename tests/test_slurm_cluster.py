@@ -196,3 +196,18 @@ def test_expand_array_range() -> None:
     assert expand_array_range("7_[5]") == ["7_5"]
     assert expand_array_range("7_3") is None
     assert expand_array_range("7") is None
+
+
+def test_requeued_job_reads_as_its_live_run_whatever_the_line_order() -> None:
+    from ptycho_batch.executors.slurm_cluster import _parse_state_lines
+
+    old = "77|FAILED|1:0|vm|00:00:05|None"
+    new = "77|PENDING|0:0|None assigned|00:00:00|BeginTime"
+    for text in (f"{old}\n{new}\n", f"{new}\n{old}\n"):
+        state = _parse_state_lines(text, with_exit_code=True)["77"]
+        assert (state.state, state.earlier_states) == ("PENDING", ("FAILED",))
+    done = _parse_state_lines(f"{old}\n77|COMPLETED|0:0|vm|00:00:03|None\n", with_exit_code=True)["77"]
+    assert (done.state, done.earlier_states) == ("COMPLETED", ("FAILED",))
+    ended = _parse_state_lines("77|REQUEUED|0:0|vm|00:00:05|None\n77|FAILED|1:0|vm|00:00:00|None\n",
+                               with_exit_code=True)["77"]
+    assert (ended.state, ended.earlier_states) == ("FAILED", ("REQUEUED",)), "a REQUEUED record is history"

@@ -22,6 +22,9 @@ TERMINAL_STATES = frozenset({
     "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
     "PREEMPTED", "REVOKED", "TIMEOUT",
 })
+# states of a run that is still in the scheduler's hands; REQUEUED and PREEMPTED are records of ended runs
+LIVE_STATES = frozenset({"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "SIGNALING",
+                         "STAGE_OUT", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
 _SACCT_FIELDS = ("JobID", "State", "ExitCode", "NodeList", "Elapsed", "Reason")
 _SQUEUE_FORMAT = "%i|%T|%N|%M|%r"  # the same fields as sacct's, less the exit code squeue lacks
 _ALREADY_ENDED = ("Invalid job id", "already completing or completed")  # scancel's harmless complaints
@@ -183,9 +186,12 @@ def _parse_state_lines(text: str, with_exit_code: bool) -> dict[str, SlurmState]
         task_ids = expand_array_range(job_id)
         if task_ids is not None:
             from_ranges.update((task_id, replace(state, job_id=task_id)) for task_id in task_ids)
-        elif job_id in exact:  # a later run of a requeued job
-            earlier = exact[job_id]
-            exact[job_id] = replace(state, earlier_states=(*earlier.earlier_states, earlier.state))
+        elif job_id in exact:  # another run of a requeued job: the live run, if any, is the current one
+            known = exact[job_id]
+            if known.state not in LIVE_STATES or state.state in LIVE_STATES:
+                exact[job_id] = replace(state, earlier_states=(*known.earlier_states, known.state))
+            else:
+                exact[job_id] = replace(known, earlier_states=(*known.earlier_states, state.state))
         else:
             exact[job_id] = state
     return {**from_ranges, **exact}

@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 
 from ptycho_batch.executors import slurm_cluster as cluster
-from ptycho_batch.journal import JobState, Run, write_atomic
+from ptycho_batch.journal import Attempt, JobState, Run, write_atomic
 from ptycho_batch.plan import Plan
 from ptycho_batch.triage import red_note_path, write_red_note
 
 FAILURE_CLASS = {"TIMEOUT": "timeout", "OUT_OF_MEMORY": "oom", "NODE_FAIL": "node-fail", "FAILED": "exit",
                  "BOOT_FAIL": "node-fail", "DEADLINE": "timeout"}
+REQUEUE_GRACE_S = 30.0   # how long an interrupted or self-requeued job may look finished in SLURM
 PENDING_LIKE = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED", "CONFIGURING",
                 "PREEMPTED", "RESIZING", "SIGNALING", "STAGE_OUT"}
 
@@ -77,6 +78,10 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
             _finish(run, plan, name, state, "FAILED", "lost",
                     "the job left the queue without a final record (no accounting to say why)")
         return  # with accounting: not visible yet
+    if slurm.state in ("FAILED", "COMPLETED") and _being_requeued(state):
+        return  # SLURM reports the interrupted run's end before the requeued one: give it a moment
+    if slurm.state == "TIMEOUT" and _requeue_after_timeout(run, plan, name, state):
+        return
     if slurm.state == "RUNNING":
         if state.state == "PENDING":
             state.state, state.host = "RUNNING", slurm.node
@@ -86,7 +91,7 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
         if slurm.reason == "DependencyNeverSatisfied":
             return  # skip_downstream records why and cancels it
         reason = slurm.state.lower() + (f" ({slurm.reason})" if slurm.reason else "")
-        if state.reason != reason:
+        if state.reason != reason and not _being_requeued(state):  # keep why it was requeued while it waits
             state.state, state.reason = "PENDING", reason
             run.write_state(plan.jobs[name].slug, state)
         return
@@ -101,6 +106,29 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
         exit_text = f", exit code {slurm.exit_code}" if slurm.exit_code is not None else ""
         _finish(run, plan, name, state, "FAILED", FAILURE_CLASS.get(slurm.state, "exit"),
                 f"SLURM state {slurm.state}{exit_text}")
+
+
+def _being_requeued(state: JobState) -> bool:
+    """The node said it was interrupted or requeued itself a moment ago (accounting may lag behind)."""
+    recent = time.time() - state.updated < REQUEUE_GRACE_S
+    return recent and state.state == "PENDING" and (state.reason or "").startswith(("interrupted", "requeued"))
+
+
+def _requeue_after_timeout(run: Run, plan: Plan, name: str, state: JobState) -> bool:
+    """SLURM killed the job at its limit before the node could requeue it: requeue it from here."""
+    job = plan.jobs[name]
+    timeouts = sum(1 for a in state.attempts if a.failure_class == "timeout") + 1
+    if timeouts > job.requeue or not state.slurm_job_id:
+        return False
+    state.attempts.append(Attempt(number=max(state.attempt, 1), state="FAILED", log=state.log or job.log,
+                                  failure_class="timeout", failure_line="SLURM state TIMEOUT", ended=time.time()))
+    state.state, state.reason = "PENDING", f"requeued after timeout ({timeouts}/{job.requeue})"
+    run.write_state(job.slug, state)
+    try:
+        cluster.run_slurm_command(["scontrol", "requeue", state.slurm_job_id])
+    except cluster.SlurmCommandError:
+        pass  # the next poll sees the job still TIMEOUT past the grace period and records the failure
+    return True
 
 
 def _upstream_failed(plan: Plan, name: str, states: dict[str, JobState]) -> bool:
