@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptycho_batch.journal import JobState, Run, list_runs
-from ptycho_batch.jobrun import file_digest
+from ptycho_batch.digests import file_digest
 from ptycho_batch.plan import Plan, PlannedJob, cache_key, cache_parts, why_rerun
 from ptycho_batch.runtimes.base import Runtime
 

@@ -8,7 +8,6 @@ log is read once: metrics, artifacts and digests, expectations, the verdict, the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from ptycho_batch import provenance
+from ptycho_batch.digests import file_digest
 from ptycho_batch.envfirewall import build_env, redact
 from ptycho_batch.gpus import visible_gpus
 from ptycho_batch.journal import ArtifactRecord, Attempt, JobState, Run, process_start_time, write_atomic, write_json
@@ -106,14 +106,6 @@ def ensure_dirs(*folders: Path) -> None:
 def attempt_log(log: Path, attempt: int) -> Path:
     """`train.log` for the first attempt, `train.attempt2.log` for the second, and so on."""
     return log if attempt <= 1 else log.with_name(f"{log.stem}.attempt{attempt}{log.suffix}")
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, *,

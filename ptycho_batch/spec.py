@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ptycho_batch.templates import placeholders
 
@@ -25,12 +25,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-def _relative_inside(value: str, what: str) -> str:
-    """A path that must stay inside the directory it is relative to."""
+def _relative_inside(value: str) -> str:
     path = PurePosixPath(value)
     if not value or path.is_absolute() or ".." in path.parts:
-        raise ValueError(f"{what} must be a relative path inside its directory without '..', got {value!r}")
+        raise ValueError("must be a relative path inside its directory without '..'")
     return value
+
+
+# a path (report_dir, log, artifact) that must stay inside the directory it is relative to
+InsidePath = Annotated[str, AfterValidator(_relative_inside)]
 
 
 def _valid_regex(pattern: str, what: str = "") -> str:
@@ -137,13 +140,8 @@ class Backend(Strict):
     network: bool = True
     env: dict[str, str] = Field(default_factory=dict)
     pass_env: list[str] = Field(default_factory=list)
-    report_dir: str | None = None
+    report_dir: InsidePath | None = None
     fallback: list[Fallback] = Field(default_factory=list)
-
-    @field_validator("report_dir")
-    @classmethod
-    def _inside(cls, value: str | None) -> str | None:
-        return None if value is None else _relative_inside(value, "report_dir")
 
     @model_validator(mode="after")
     def _venv_needs_requirements(self) -> Backend:
@@ -153,15 +151,10 @@ class Backend(Strict):
 
 
 class Artifact(Strict):
-    path: str
+    path: InsidePath
     as_: str | None = Field(default=None, alias="as")
     digest: Literal["sha1", "sha256", "md5"] | None = None
     required: bool = False
-
-    @field_validator("path")
-    @classmethod
-    def _path_inside(cls, value: str) -> str:
-        return _relative_inside(value, "artifact path")
 
     @field_validator("as_")
     @classmethod
@@ -202,7 +195,7 @@ class Job(Strict):
     needs: list[str] = Field(default_factory=list)
     params: dict[str, Scalar] = Field(default_factory=dict)
     matrix: dict[str, Annotated[list[Scalar], Field(min_length=1)]] = Field(default_factory=dict)
-    log: str | None = None
+    log: InsidePath | None = None
     observe: dict[str, str] = Field(default_factory=dict)
     artifacts: dict[str, Artifact] = Field(default_factory=dict)
     expect: dict[str, Expect] = Field(default_factory=dict)
@@ -220,11 +213,6 @@ class Job(Strict):
         if not value:
             raise ValueError("command must not be empty")
         return value
-
-    @field_validator("log")
-    @classmethod
-    def _log_inside(cls, value: str | None) -> str | None:
-        return None if value is None else _relative_inside(value, "log")
 
     @field_validator("observe")
     @classmethod
@@ -244,7 +232,7 @@ class Campaign(Strict):
     campaign: Annotated[str, Field(pattern=NAME_RE)]
     title: str | None = None
     out: str = "reports"
-    report_dir: str | None = None
+    report_dir: InsidePath | None = None
     policy: Policy = Field(default_factory=Policy)
     data: dict[str, str] = Field(default_factory=dict)
     notes: Notes = Field(default_factory=Notes)
@@ -253,11 +241,6 @@ class Campaign(Strict):
     jobs: dict[str, Job]
     signatures: list[Signature] = Field(default_factory=list)
     parity: list[ParityCheck] = Field(default_factory=list)
-
-    @field_validator("report_dir")
-    @classmethod
-    def _inside(cls, value: str | None) -> str | None:
-        return None if value is None else _relative_inside(value, "report_dir")
 
     @field_validator("jobs")
     @classmethod

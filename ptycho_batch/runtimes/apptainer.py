@@ -7,21 +7,13 @@ workdir (`--home`, which also binds it), PATH is the image's. The identity is th
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from ptycho_batch.digests import file_digest
 from ptycho_batch.runtimes.base import Launch, Runtime, RuntimeUnavailable
 from ptycho_batch.runtimes.oci import find_executable, forwarded_names, mounted_paths
 
 ENV_PREFIX = "APPTAINERENV_"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class ApptainerRuntime(Runtime):
@@ -59,5 +51,5 @@ class ApptainerRuntime(Runtime):
         if self._identity is None:
             if not self.image.is_file():
                 raise RuntimeUnavailable(f"SIF image not found: {self.image} (make it: ptybatch containers sif)")
-            self._identity = f"apptainer:sha256:{file_sha256(self.image)}"
+            self._identity = f"apptainer:sha256:{file_digest(self.image, 'sha256')}"
         return self._identity
