@@ -164,8 +164,7 @@ def _executor(args: argparse.Namespace):
 
 
 def _print_change(state: JobState) -> None:
-    detail = state.failure_class or state.reason if state.state != "RUNNING" else None
-    print(f"[ptybatch] {state.name}: {state.state}" + (f" ({detail})" if detail else ""), flush=True)
+    print(tui.state_line(state), flush=True)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -28,11 +28,10 @@ from ptycho_batch.observe import check_expectations, clean_text, extract_metrics
 from ptycho_batch.plan import PlannedFallback, PlannedJob
 from ptycho_batch.runtimes.base import Launch, Runtime, RuntimeUnavailable
 from ptycho_batch.spec import FallbackWhen
-from ptycho_batch.triage import classify, red_note_path, write_red_note
+from ptycho_batch.triage import TAIL_LINES, classify, red_note_path, write_red_note
 
 TERM_GRACE_S = 5.0
 HOSTNAME = socket.gethostname()
-TAIL_LINES = 40
 
 
 class ProcessRegistry:

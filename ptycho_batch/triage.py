@@ -23,6 +23,7 @@ LOG_SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
                        r"(?:Error|error).*\bXLA\b|\bXLA\b.*(?:not supported|unsupported|could not)")),
     ("import", re.compile(r"\b(ModuleNotFoundError|ImportError)\b")),
 ]
+TAIL_LINES = 40   # log lines a red note quotes
 EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b(?::.*)?$")
 
 

@@ -20,9 +20,10 @@ from ptycho_batch.config import user_resources
 from ptycho_batch.executors import slurm_cluster as cluster
 from ptycho_batch.executors.slurm_node import run_on_node
 from ptycho_batch.executors.slurm_poll import poll
-from ptycho_batch.journal import JobState, Run
+from ptycho_batch.journal import JobState, Run, list_runs
 from ptycho_batch.plan import Plan, PlannedJob
 from ptycho_batch.progress import spinner
+from ptycho_batch.runs import load_run
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.spec import Resources
 
@@ -148,9 +149,6 @@ class SlurmExecutor:
 
 def reattach_target(campaign_dir: Path) -> Run | None:
     """The newest SLURM run of a campaign that still has unfinished jobs (a new submit follows it)."""
-    from ptycho_batch.journal import list_runs
-    from ptycho_batch.runs import load_run
-
     for run in reversed(list_runs(campaign_dir)):
         if run.info().get("executor") != "slurm":
             continue

@@ -17,7 +17,7 @@ from pathlib import Path
 from ptycho_batch.executors import slurm_cluster as cluster
 from ptycho_batch.journal import Attempt, JobState, Run, write_atomic
 from ptycho_batch.plan import Plan
-from ptycho_batch.triage import red_note_path, write_red_note
+from ptycho_batch.triage import TAIL_LINES, red_note_path, write_red_note
 
 FAILURE_CLASS = {"TIMEOUT": "timeout", "OUT_OF_MEMORY": "oom", "NODE_FAIL": "node-fail", "FAILED": "exit",
                  "BOOT_FAIL": "node-fail", "DEADLINE": "timeout"}
@@ -144,7 +144,7 @@ def _finish(run: Run, plan: Plan, name: str, state: JobState, final: str, klass:
     state.ended = state.ended or time.time()
     if final == "FAILED" or not run.cancel_requested(job.slug):  # an unexpected scancel is a blocker too
         log = Path(state.log or job.log)
-        tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
+        tail = log.read_text(errors="replace").splitlines()[-TAIL_LINES:] if log.exists() else []
         note = red_note_path(Path(job.report_dir), job.slug, state.ended)
         write_red_note(note, state=state, runtime=plan.runtimes[job.backend], argv=job.argv,
                        env_names=sorted(job.env), tail=tail)
