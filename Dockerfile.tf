@@ -46,4 +46,4 @@ LABEL org.opencontainers.image.title="ptybatch-tf" \
       io.ptybatch.tensorflow.version="${FRAMEWORK_VERSION}"
 USER ptybatch
 WORKDIR /home/ptybatch
-CMD ["python", "-m", "ptycho_batch.probe"]
+CMD ["python", "-m", "ptycho_batch.node.probe"]

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ptycho_batch import containers
+from ptycho_batch.runtimes import images as containers
 from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.runtimes.charliecloud import SOURCE_ID_FILE, CharliecloudRuntime
 from ptycho_batch.runtimes.host import HostRuntime

@@ -58,7 +58,8 @@ def main() -> None:
     if shutil.which("snakemake"):
         runners["snakemake"] = snakemake_run
     with tempfile.TemporaryDirectory() as tmp:
-        best = {name: min(run(Path(tmp), args.jobs, cores) for _ in range(args.repeat)) for name, run in runners.items()}
+        best = {name: min(run(Path(tmp), args.jobs, cores) for _ in range(args.repeat))
+                for name, run in runners.items()}
     print(f"{args.jobs} no-op jobs, {cores} cores, best of {args.repeat}:")
     for name, seconds in best.items():
         print(f"  {name:10s} {seconds:7.3f} s   {seconds / best['xargs']:6.1f}x xargs   "

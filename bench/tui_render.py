@@ -25,9 +25,9 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from ptycho_batch.journal import Run
-from ptycho_batch.tui_app import Dashboard
-from ptycho_batch.tui_synthetic import synthetic_run
+from ptycho_batch.journal.store import Run
+from ptycho_batch.tui.app import Dashboard
+from ptycho_batch.tui.synthetic import synthetic_run
 
 WIDTH, HEIGHT = 160, 50
 

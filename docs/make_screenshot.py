@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ptycho_batch.tui_app import Dashboard
-from ptycho_batch.tui_synthetic import synthetic_run
+from ptycho_batch.tui.app import Dashboard
+from ptycho_batch.tui.synthetic import synthetic_run
 
 WIDTH, HEIGHT = 150, 34
 

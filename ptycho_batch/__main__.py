@@ -1,5 +1,5 @@
 """`python -m ptycho_batch` is the `ptybatch` command."""
 
-from ptycho_batch.cli import main
+from ptycho_batch.cli.main import main
 
 raise SystemExit(main())

@@ -45,7 +45,7 @@ def backend_python():
 
     def get(backend: str) -> Path:
         from ptycho_batch.runtimes.venv import venv_key
-        from ptycho_batch.paths import cache_dir
+        from ptycho_batch.util.paths import cache_dir
 
         requirements = ROOT / "containers" / backend / "requirements.txt"
         cached = cache_dir() / "venvs" / f"{backend}-{venv_key(requirements)}" / "ptybatch-ready"

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, requires
 
-from ptycho_batch import containers, provenance
+from ptycho_batch.node import provenance
+from ptycho_batch.runtimes import images as containers
 from ptycho_batch.runtimes.base import Launch
 from ptycho_batch.runtimes.charliecloud import CharliecloudRuntime
 from ptycho_batch.runtimes.podman import PodmanRuntime
@@ -73,7 +74,7 @@ def test_each_image_holds_only_its_framework(images, tmp_path, backend, absent):
 @pytest.mark.parametrize("backend", containers.BACKENDS)
 def test_probe_and_env_firewall_inside(images, tmp_path, monkeypatch, backend):
     monkeypatch.setenv(CANARY, "from-the-submitter")
-    result = run_in(PodmanRuntime(images[backend].reference), tmp_path, ["python", "-m", "ptycho_batch.probe"],
+    result = run_in(PodmanRuntime(images[backend].reference), tmp_path, ["python", "-m", "ptycho_batch.node.probe"],
                     env={"PTYBATCH_JOB": "probe"}, leak={CANARY: "from-the-submitter"})
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from helpers import host_campaign, ptybatch, write_campaign
 
-from ptycho_batch.journal import JobState
-from ptycho_batch.jobrun import rule_matches
-from ptycho_batch.parity import difference, evaluate, within
-from ptycho_batch.spec import FallbackWhen, ParityCheck
+from ptycho_batch.campaign.spec import FallbackWhen, ParityCheck
+from ptycho_batch.journal.store import JobState
+from ptycho_batch.node.runner import rule_matches
+from ptycho_batch.reports.parity import difference, evaluate, within
 
 PY = sys.executable
 
@@ -115,7 +115,8 @@ def test_required_parity_failure_fails_the_phase(tmp_path: Path) -> None:
 
 def test_report_plots_loss_curves_and_compare_bars(tmp_path: Path) -> None:
     from conftest import requires
-    from ptycho_batch import plots
+
+    from ptycho_batch.reports import plots
 
     requires("plots", plots.available(), "matplotlib is not installed (the `plots` extra)")
     path = write_campaign(tmp_path, _phase("xla", 0.5))

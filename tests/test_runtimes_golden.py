@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from ptycho_batch.runtimes.apptainer import ApptainerRuntime
-from ptycho_batch.runtimes.base import Launch, RuntimeUnavailable
+from ptycho_batch.runtimes.base import Launch
 from ptycho_batch.runtimes.charliecloud import SOURCE_ID_FILE, CharliecloudRuntime
 from ptycho_batch.runtimes.docker import DockerRuntime
 from ptycho_batch.runtimes.podman import PodmanRuntime
+from ptycho_batch.util.errors import RuntimeUnavailable
 
 WORK = Path("/runs/c1/.ptybatch/work/train_torch")
 DATA = Path("/data/sim")

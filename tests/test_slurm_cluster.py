@@ -10,11 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import requires
 from dev_cluster import accounting_mode, dev_cluster_dir, start_now, wait_for
-from ptycho_batch.executors.slurm_cluster import (
-    SlurmCommandError,
+
+from ptycho_batch.executors.slurm.cluster import (
     SlurmState,
     accounting_available,
     expand_array_range,
@@ -25,6 +24,7 @@ from ptycho_batch.executors.slurm_cluster import (
     scancel,
     squeue_states,
 )
+from ptycho_batch.util.errors import SlurmCommandError
 
 WHY = "start one with slurm/start-dev-cluster.sh DIR, then `source DIR/env.sh`"
 
@@ -199,7 +199,7 @@ def test_expand_array_range() -> None:
 
 
 def test_requeued_job_reads_as_its_live_run_whatever_the_line_order() -> None:
-    from ptycho_batch.executors.slurm_cluster import _parse_state_lines
+    from ptycho_batch.executors.slurm.cluster import _parse_state_lines
 
     old = "77|FAILED|1:0|vm|00:00:05|None"
     new = "77|PENDING|0:0|None assigned|00:00:00|BeginTime"

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import requires
 from dev_cluster import accounting_mode, dev_cluster_dir, start_now, wait_for
 from helpers import host_campaign, ptybatch, write_campaign
-from ptycho_batch.executors.slurm_cluster import sbatch_available, squeue_states
+
+from ptycho_batch.executors.slurm.cluster import sbatch_available, squeue_states
 
 PY = sys.executable
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ptycho_batch.journal import JobState, Run
-from ptycho_batch.logs import find_job, follow, tail_lines
-from ptycho_batch.spec import SpecError
-from ptycho_batch.tui import watch_plain
-from ptycho_batch.tui_app import Dashboard
-from ptycho_batch.tui_journal import FINAL_SWEEP, JournalCache
-from ptycho_batch.tui_synthetic import synthetic_run
-from ptycho_batch.tui_term import split_keys
+from ptycho_batch.journal.store import JobState, Run
+from ptycho_batch.tui.app import Dashboard
+from ptycho_batch.tui.cache import FINAL_SWEEP, JournalCache
+from ptycho_batch.tui.logs import find_job, follow, tail_lines
+from ptycho_batch.tui.synthetic import synthetic_run
+from ptycho_batch.tui.term import split_keys
+from ptycho_batch.tui.watch import watch_plain
+from ptycho_batch.util.errors import SpecError
 
 SMALL = {"simulate": 1, "train": 1, "sweep": 8, "compare": 1}
 

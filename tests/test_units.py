@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ptycho_batch.envfirewall import REDACTED, build_env, redact
-from ptycho_batch.observe import check_expectations, clean_text, extract_metrics
-from ptycho_batch.plan import topological_order
-from ptycho_batch.spec import Expect
-from ptycho_batch.templates import placeholders, render
-from ptycho_batch.triage import classify
+from ptycho_batch.campaign.plan import topological_order
+from ptycho_batch.campaign.spec import Expect
+from ptycho_batch.campaign.templates import placeholders, render
+from ptycho_batch.node.envfirewall import REDACTED, build_env, redact
+from ptycho_batch.node.observe import check_expectations, clean_text, extract_metrics
+from ptycho_batch.node.triage import classify
 
 
 def test_templates_leave_python_braces_alone() -> None:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import ROOT, requires
 
-from ptycho_batch.containers import BACKENDS
+from ptycho_batch.runtimes.images import BACKENDS
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 IMAGE_INPUTS = ["Dockerfile.*", "containers/**", "pyproject.toml", "ptycho_batch/workloads/**"]
@@ -69,7 +69,7 @@ def test_every_backend_image_is_built_probed_pushed_and_converted():
     assert sorted(backends) == sorted(BACKENDS) == sorted(workflow["jobs"]["sif"]["strategy"]["matrix"]["backend"])
     assert all((ROOT / f"Dockerfile.{backend}").is_file() for backend in backends)
     run = all_run_text(workflow)
-    assert 'Dockerfile.${BACKEND}' in run and "python -m ptycho_batch.probe" in run
+    assert 'Dockerfile.${BACKEND}' in run and "python -m ptycho_batch.node.probe" in run
     assert 'docker push "${IMAGE}:${GITHUB_SHA}"' in run and 'docker push "${IMAGE}:latest"' in run
     assert "ghcr.io/" in run and "apptainer build" in run
     assert workflow["permissions"]["packages"] == "write"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ptycho_batch.digests import file_digest
-from ptycho_batch.runtimes.base import Launch, Runtime, RuntimeUnavailable
+from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.runtimes.oci import find_executable, forwarded_names, mounted_paths
+from ptycho_batch.util.digests import file_digest
+from ptycho_batch.util.errors import RuntimeUnavailable
 
 ENV_PREFIX = "APPTAINERENV_"
 

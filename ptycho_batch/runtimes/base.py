@@ -24,10 +24,6 @@ class Launch:
     gpus: int = 0
 
 
-class RuntimeUnavailable(Exception):
-    """A runtime cannot be prepared or used (missing image, failed venv build...)."""
-
-
 class Runtime(ABC):
     """One way of launching a job; subclasses are small and return argv lists, never shell strings."""
 

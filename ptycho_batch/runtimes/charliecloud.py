@@ -15,8 +15,9 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from ptycho_batch.runtimes.base import Launch, Runtime, RuntimeUnavailable
+from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.runtimes.oci import find_executable, mounted_paths
+from ptycho_batch.util.errors import RuntimeUnavailable
 
 SOURCE_ID_FILE = Path("ch") / "ptybatch-image-id"
 

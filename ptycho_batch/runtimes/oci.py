@@ -2,7 +2,8 @@
 
 Inside a container the host's PATH, HOME and TMPDIR make no sense: the image's PATH (its venv first)
 and /tmp are kept, and HOME is the job's workdir (bind-mounted, writable, under the run's <out>), so
-framework caches land with the job. Every other variable of the job's firewalled env is passed by *name* (`--env NAME`): the
+framework caches land with the job. Every other variable of the job's firewalled env is passed by *name*
+(`--env NAME`): the
 engine reads the value from its own environment, which is that env, so values never appear in argv
 and nothing of the submitter's environment reaches the container.
 """
@@ -15,7 +16,8 @@ import subprocess
 from abc import abstractmethod
 from pathlib import Path
 
-from ptycho_batch.runtimes.base import Launch, Runtime, RuntimeUnavailable
+from ptycho_batch.runtimes.base import Launch, Runtime
+from ptycho_batch.util.errors import RuntimeUnavailable
 
 CONTAINER_OWN_ENV = frozenset({"PATH", "HOME", "TMPDIR"})
 

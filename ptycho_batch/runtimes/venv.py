@@ -16,9 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ptycho_batch.paths import PACKAGE_DIR, cache_dir
-from ptycho_batch.progress import spinner
-from ptycho_batch.runtimes.base import Launch, Runtime, RuntimeUnavailable
+from ptycho_batch.runtimes.base import Launch, Runtime
+from ptycho_batch.util.errors import RuntimeUnavailable
+from ptycho_batch.util.paths import PACKAGE_DIR, cache_dir
+from ptycho_batch.util.progress import spinner
 
 _READY = "ptybatch-ready"
 

@@ -8,9 +8,9 @@ import os
 # 10x slower. Read once when torch loads libgomp, so it must be set before the import; users may override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 from ptycho_batch.workloads.model_api import Framework, ModelConfig, PinnModel, Prediction
 from ptycho_batch.workloads.physics import LOG_EPS

@@ -1,0 +1,296 @@
+"""From a validated campaign to a plan: matrix expansion, the DAG, resolved argv and paths, cache keys.
+
+The plan is plain data (`Plan`, `PlannedJob`), frozen into the run directory and handed to an executor;
+executors and the job runner never look at the campaign file again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ptycho_batch.campaign.spec import (
+    Backend,
+    Campaign,
+    Expect,
+    FallbackWhen,
+    LocatedYaml,
+    ParityCheck,
+    Resources,
+    Scalar,
+    Signature,
+)
+from ptycho_batch.campaign.templates import render
+from ptycho_batch.util.errors import SpecError
+
+
+class PlannedArtifact(BaseModel):
+    name: str
+    source: str          # relative to the job's workdir
+    dest: str            # absolute path under <report_dir>/analysis/
+    digest: str | None = None
+    required: bool = False
+
+
+class PlannedFallback(BaseModel):
+    """A fallback rule with its command already resolved under the overridden params."""
+
+    when: FallbackWhen
+    note: str
+    params: dict[str, Scalar]
+    argv: list[str]
+    env: dict[str, str]
+
+
+class PlannedJob(BaseModel):
+    name: str            # `sweep[seed=1]` for a matrix cell
+    slug: str            # file-system safe name
+    base: str            # the key in the campaign file
+    backend: str
+    stage: str
+    runtime: str
+    argv: list[str]
+    params: dict[str, Scalar]
+    env: dict[str, str]
+    pass_env: list[str]
+    needs: list[str]
+    log: str             # absolute path under <report_dir>/cli/
+    report_dir: str      # absolute <out>/<report_dir>
+    workdir: str
+    observe: dict[str, str]
+    artifacts: dict[str, PlannedArtifact]
+    expect: dict[str, Expect]
+    timeout_min: float | None
+    resources: Resources
+    required: bool       # its backend decides the campaign's success
+    binds: list[str] = Field(default_factory=list)   # what a container must mount: data and upstream artifacts
+    fallbacks: list[PlannedFallback] = Field(default_factory=list)
+    signatures: list[Signature] = Field(default_factory=list)
+    requeue: int = 0
+    array_parallelism: int | None = None
+
+    @property
+    def gpus(self) -> int:
+        return self.resources.gpus or 0
+
+
+class Plan(BaseModel):
+    campaign: str
+    title: str
+    source: str
+    out: str
+    summary_dir: str
+    run_dir: str
+    policy_id: str
+    required_backends: list[str]
+    optional_backends: list[str]
+    runtimes: dict[str, str]
+    jobs: dict[str, PlannedJob]   # in a topological order
+    notes: dict[str, Any]
+    data: dict[str, str]
+    parity: list[ParityCheck] = Field(default_factory=list)
+    backends: dict[str, Backend] = Field(default_factory=dict)   # to rebuild runtimes on a cluster node
+
+
+def slugify(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "job"
+
+
+def _matrix_cells(matrix: dict[str, list[Scalar]]) -> list[dict[str, Scalar]]:
+    if not matrix:
+        return [{}]
+    keys = list(matrix)
+    return [dict(zip(keys, values)) for values in itertools.product(*(matrix[k] for k in keys))]
+
+
+def _cell_name(base: str, cell: dict[str, Scalar]) -> str:
+    if not cell:
+        return base
+    return base + "[" + ",".join(f"{k}={v}" for k, v in cell.items()) + "]"
+
+
+def topological_order(graph: dict[str, list[str]]) -> list[str]:
+    """Kahn's order of `graph` (node -> its needs); a cycle raises ValueError naming it."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        if state.get(node) == 2:
+            return
+        if state.get(node) == 1:
+            cycle = stack[stack.index(node):] + [node]
+            raise ValueError(" -> ".join(cycle))
+        state[node] = 1
+        stack.append(node)
+        for need in graph[node]:
+            visit(need)
+        stack.pop()
+        state[node] = 2
+        order.append(node)
+
+    for node in graph:
+        visit(node)
+    return order
+
+
+def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: Path,
+               runtimes: dict[str, str], only: list[str] | None = None) -> Plan:
+    """Expand and resolve every job; raise SpecError for problems only visible once expanded."""
+    source = located.path.resolve()
+    base_dir = source.parent
+    out = out.resolve()
+    try:
+        base_order = topological_order({name: job.needs for name, job in campaign.jobs.items()})
+    except ValueError as cycle:
+        first = str(cycle).split(" -> ")[0]
+        raise SpecError([f"{located.where(('jobs', first, 'needs'))}: jobs.{first}.needs: dependency cycle: {cycle}"]) \
+            from None
+    selected = _select(campaign, only, located)
+    data = {k: str((base_dir / v).resolve()) for k, v in campaign.data.items()}
+    required = set(campaign.required_backends())
+    expanded: dict[str, list[str]] = {}
+    jobs: dict[str, PlannedJob] = {}
+    problems: list[str] = []
+    claimed: dict[str, str] = {}
+
+    def claim(path: str, owner: str, what: str, loc: tuple[Any, ...]) -> None:
+        if path in claimed and claimed[path] != owner:
+            problems.append(f"{located.where(loc)}: {'.'.join(map(str, loc))}: {owner} and {claimed[path]} "
+                            f"would both write {what} {path}; make the name unique (e.g. with a {{param}})")
+        claimed.setdefault(path, owner)
+
+    for base in base_order:
+        if base not in selected:
+            continue
+        job = campaign.jobs[base]
+        backend = campaign.backends[job.backend]
+        report_dir = out / (backend.report_dir or campaign.summary_dir)
+        expanded[base] = []
+        for cell in _matrix_cells(job.matrix):
+            name = _cell_name(base, cell)
+            slug = slugify(name)
+            params = {**campaign.defaults.params, **job.params, **cell}
+            workdir = run_dir / "work" / slug
+            needs = [n for need in job.needs for n in expanded[need]]
+            values: dict[str, Any] = {**params, "workdir": workdir}
+            values |= {f"data.{k}": v for k, v in data.items()}
+            for need in job.needs:
+                upstream_cells = expanded[need]
+                if len(upstream_cells) == 1:
+                    for art_name, art in jobs[upstream_cells[0]].artifacts.items():
+                        values[f"jobs.{need}.artifacts.{art_name}"] = art.dest
+            declared_env = {**campaign.defaults.env, **backend.env, **job.env}
+            try:
+                argv = _argv(job.command, job.shell, values)
+                log_name = render(job.log, values) if job.log else f"{slug}.log"
+                env = {k: render(v, values) for k, v in declared_env.items()}
+                fallbacks = [
+                    PlannedFallback(when=rule.when, note=rule.note, params={**params, **rule.params},
+                                    argv=_argv(job.command, job.shell, {**values, **rule.params}),
+                                    env={k: render(v, {**values, **rule.params})
+                                         for k, v in {**declared_env, **rule.env}.items()})
+                    for rule in job.fallback + backend.fallback]
+                artifacts = {
+                    art_name: PlannedArtifact(
+                        name=art_name, source=render(art.path, values),
+                        dest=str(report_dir / "analysis" / render(art.as_ or Path(art.path).name, values)),
+                        digest=art.digest, required=art.required)
+                    for art_name, art in job.artifacts.items()}
+            except KeyError as missing:
+                problems.append(f"{located.where(('jobs', base))}: jobs.{base}: template {{{missing.args[0]}}} has no "
+                                "single value here (a matrix job's artifacts cannot be named by a downstream job)")
+                continue
+            log = report_dir / "cli" / log_name
+            claim(str(log), name, "log", ("jobs", base, "log"))
+            for art_name, art in artifacts.items():
+                claim(art.dest, name, "artifact", ("jobs", base, "artifacts", art_name))
+            jobs[name] = PlannedJob(
+                name=name, slug=slug, base=base, backend=job.backend, stage=job.stage,
+                runtime=runtimes[job.backend], argv=argv, params=params, env=env,
+                pass_env=list(dict.fromkeys(backend.pass_env + job.pass_env)), needs=needs, log=str(log),
+                report_dir=str(report_dir), workdir=str(workdir), observe=job.observe, artifacts=artifacts,
+                expect=job.expect, timeout_min=job.timeout_min or campaign.defaults.timeout_min,
+                resources=job.resources or campaign.defaults.resources, required=job.backend in required,
+                binds=sorted({str(Path(p).parent) for p in data.values()} |
+                             {str(Path(a.dest).parent) for n in needs for a in jobs[n].artifacts.values()}),
+                fallbacks=fallbacks,
+                signatures=campaign.signatures, requeue=job.requeue,
+                array_parallelism=job.array_parallelism)
+            expanded[base].append(name)
+    if problems:
+        raise SpecError(problems)
+    return Plan(
+        campaign=campaign.campaign, title=campaign.title or campaign.campaign, source=str(source), out=str(out),
+        summary_dir=str(out / campaign.summary_dir), run_dir=str(run_dir), policy_id=campaign.policy.id,
+        required_backends=sorted(required), optional_backends=sorted(set(campaign.backends) - required),
+        runtimes=runtimes, jobs=jobs, notes=campaign.notes.model_dump(), data=data,
+        parity=[check for check in campaign.parity if all(b in expanded for b in check.between)],
+        backends=campaign.backends)
+
+
+def _argv(command: list[str] | str, shell: bool, values: dict[str, Any]) -> list[str]:
+    if isinstance(command, str):
+        return ["/bin/sh", "-c", render(command, values)]
+    argv = [render(arg, values) for arg in command]
+    return ["/bin/sh", "-c", " ".join(argv)] if shell else argv
+
+
+def _select(campaign: Campaign, only: list[str] | None, located: LocatedYaml) -> set[str]:
+    """`--only JOB|BACKEND`: those jobs and everything upstream of them."""
+    if not only:
+        return set(campaign.jobs)
+    wanted: set[str] = set()
+    for token in only:
+        matches = {n for n, j in campaign.jobs.items() if n == token or j.backend == token}
+        if not matches:
+            raise SpecError([f"--only {token}: no job or backend of that name in {located.path} "
+                             f"(jobs: {', '.join(campaign.jobs)}; backends: {', '.join(campaign.backends)})"])
+        wanted |= matches
+    closure: set[str] = set()
+    pending = list(wanted)
+    while pending:
+        name = pending.pop()
+        if name not in closure:
+            closure.add(name)
+            pending.extend(campaign.jobs[name].needs)
+    return closure
+
+
+# ------------------------------------------------------------------------------------------ cache keys
+
+
+def cache_parts(job: PlannedJob, runtime_identity: str, upstream_digests: dict[str, str]) -> dict[str, str]:
+    """What a job's outputs depend on, each part hashed separately so a rerun can say which changed."""
+    workdir_free = [arg.replace(job.workdir, "{workdir}") for arg in job.argv]
+
+    def digest(value: Any) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    return {
+        "argv": digest(workdir_free),
+        "env": digest(job.env),
+        "params": digest(job.params),
+        "runtime": runtime_identity,
+        "upstream": digest(upstream_digests),
+        "checks": digest([job.observe, {k: v.model_dump() for k, v in job.expect.items()},
+                          {k: v.model_dump() for k, v in job.artifacts.items()}]),
+    }
+
+
+def cache_key(parts: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def why_rerun(parts: dict[str, str], previous: dict[str, str]) -> str:
+    changed = [name for name in parts if parts.get(name) != previous.get(name)]
+    labels = {"argv": "command changed", "env": "environment changed", "params": "params changed",
+              "runtime": f"runtime changed ({previous.get('runtime', '?')} -> {parts.get('runtime')})",
+              "upstream": "upstream artifacts changed", "checks": "observe/expect/artifact rules changed"}
+    return ", ".join(labels[c] for c in changed) or "no change"

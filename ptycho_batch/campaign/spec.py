@@ -1,0 +1,494 @@
+"""Campaign files: safe YAML loading with line numbers, the pydantic schema, and validation.
+
+Every problem is reported as `file:line:column: key.path: what was expected, what was found`, all of
+them at once, so a scientist fixes the file in one pass. Nothing here runs or writes anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ptycho_batch.campaign.templates import placeholders
+from ptycho_batch.util.errors import SpecError
+
+Scalar = bool | int | float | str
+NAME_RE = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+RUNTIMES = ("host", "venv", "podman", "docker", "apptainer", "charliecloud", "auto")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _relative_inside(value: str) -> str:
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts:
+        raise ValueError("must be a relative path inside its directory without '..'")
+    return value
+
+
+# a path (report_dir, log, artifact) that must stay inside the directory it is relative to
+InsidePath = Annotated[str, AfterValidator(_relative_inside)]
+
+
+def _valid_regex(pattern: str, what: str = "") -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what}invalid regex {pattern!r}: {exc}") from None
+    return pattern
+
+
+class Policy(Strict):
+    id: str = "POLICY"
+    required: list[str] = Field(default_factory=list)
+    optional: list[str] = Field(default_factory=list)
+
+
+class Notes(BaseModel):
+    """Free text carried into the report; `dataset` and `next_steps` have their own sections."""
+
+    model_config = ConfigDict(extra="allow")
+    dataset: str | None = None
+    next_steps: list[str] = Field(default_factory=list)
+
+
+class Resources(Strict):
+    """What a job asks of a cluster node (the SLURM executor maps these to sbatch options)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str | int | None = None
+    gpus: int | None = None
+    cpus: int | None = None
+    mem_gb: float | None = None
+    constraint: str | None = None
+    nodes: int | None = None
+    sbatch: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class FallbackWhen(Strict):
+    """Which failures a fallback rule answers; every given condition must hold."""
+
+    class_: str | None = Field(default=None, alias="class")
+    pattern: str | None = None
+    exit_code: int | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_regex(value)
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> FallbackWhen:
+        if self.class_ is None and self.pattern is None and self.exit_code is None:
+            raise ValueError("'when' needs 'class', 'pattern' or 'exit_code'")
+        return self
+
+
+class Fallback(Strict):
+    """Re-run a failed job once with these params (and env) overridden."""
+
+    when: FallbackWhen
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    note: str = ""
+
+
+class Signature(Strict):
+    """A failure signature of the campaign's own: a log regex, the class it means, a hint for the note."""
+
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    regex: str
+    class_: str = Field(alias="class")
+    hint: str | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        return _valid_regex(value)
+
+
+class ParityCheck(Strict):
+    """Metrics that two jobs (usually one per backend) must agree on."""
+
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    metrics: Annotated[list[str], Field(min_length=1)]
+    between: Annotated[list[str], Field(min_length=2, max_length=2)]
+    rel: float | None = None
+    abs: float | None = None
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _tolerance(self) -> ParityCheck:
+        if self.rel is None and self.abs is None:
+            raise ValueError("a parity check needs 'rel' or 'abs'")
+        return self
+
+
+class Backend(Strict):
+    runtime: Literal["host", "venv", "podman", "docker", "apptainer", "charliecloud", "auto"] = "venv"
+    requirements: str | None = None
+    image: str | None = None
+    dockerfile: str | None = None
+    network: bool = True
+    env: dict[str, str] = Field(default_factory=dict)
+    pass_env: list[str] = Field(default_factory=list)
+    report_dir: InsidePath | None = None
+    fallback: list[Fallback] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _venv_needs_requirements(self) -> Backend:
+        if self.runtime == "venv" and not self.requirements:
+            raise ValueError("runtime 'venv' needs a 'requirements' file")
+        return self
+
+
+class Artifact(Strict):
+    path: InsidePath
+    as_: str | None = Field(default=None, alias="as")
+    digest: Literal["sha1", "sha256", "md5"] | None = None
+    required: bool = False
+
+    @field_validator("as_")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and ("/" in value or value in ("", ".", "..")):
+            raise ValueError(f"'as' must be a plain file name, got {value!r}")
+        return value
+
+
+class Expect(Strict):
+    approx: float | None = None
+    rel: float | None = None
+    abs: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Expect:
+        if self.approx is None and self.min is None and self.max is None:
+            raise ValueError("an expectation needs 'approx', 'min' or 'max'")
+        if self.approx is None and (self.rel is not None or self.abs is not None):
+            raise ValueError("'rel' and 'abs' only make sense with 'approx'")
+        return self
+
+
+class Defaults(Strict):
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    timeout_min: float | None = None
+    resources: Resources = Field(default_factory=Resources)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class Job(Strict):
+    backend: str
+    stage: Literal["train", "infer", "test", "other"] = "other"
+    command: list[str] | str
+    shell: bool = False
+    needs: list[str] = Field(default_factory=list)
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    matrix: dict[str, Annotated[list[Scalar], Field(min_length=1)]] = Field(default_factory=dict)
+    log: InsidePath | None = None
+    observe: dict[str, str] = Field(default_factory=dict)
+    artifacts: dict[str, Artifact] = Field(default_factory=dict)
+    expect: dict[str, Expect] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    pass_env: list[str] = Field(default_factory=list)
+    timeout_min: float | None = None
+    resources: Resources | None = None
+    fallback: list[Fallback] = Field(default_factory=list)
+    requeue: int = 0                     # SLURM: requeue after a timeout or preemption up to N times
+    array_parallelism: int | None = None  # SLURM: at most N tasks of this matrix job at once
+
+    @field_validator("command")
+    @classmethod
+    def _non_empty(cls, value: list[str] | str) -> list[str] | str:
+        if not value:
+            raise ValueError("command must not be empty")
+        return value
+
+    @field_validator("observe")
+    @classmethod
+    def _regexes_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            _valid_regex(pattern, f"observe.{name}: ")
+        return value
+
+    @model_validator(mode="after")
+    def _string_needs_shell(self) -> Job:
+        if isinstance(self.command, str) and not self.shell:
+            raise ValueError("command is a string; write it as an argv list, or set 'shell: true'")
+        return self
+
+
+class Campaign(Strict):
+    campaign: Annotated[str, Field(pattern=NAME_RE)]
+    title: str | None = None
+    out: str = "reports"
+    report_dir: InsidePath | None = None
+    policy: Policy = Field(default_factory=Policy)
+    data: dict[str, str] = Field(default_factory=dict)
+    notes: Notes = Field(default_factory=Notes)
+    backends: dict[str, Backend]
+    defaults: Defaults = Field(default_factory=Defaults)
+    jobs: dict[str, Job]
+    signatures: list[Signature] = Field(default_factory=list)
+    parity: list[ParityCheck] = Field(default_factory=list)
+
+    @field_validator("jobs")
+    @classmethod
+    def _job_names(cls, value: dict[str, Job]) -> dict[str, Job]:
+        for name in value:
+            if not re.match(NAME_RE, name):
+                raise ValueError(f"job name {name!r} must match {NAME_RE}")
+        if not value:
+            raise ValueError("a campaign needs at least one job")
+        return value
+
+    @property
+    def summary_dir(self) -> str:
+        return self.report_dir or self.campaign
+
+    def required_backends(self) -> list[str]:
+        """Backends that decide success: those named required, else all that are not optional."""
+        if self.policy.required:
+            return list(self.policy.required)
+        return [b for b in self.backends if b not in self.policy.optional]
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+Loc = tuple[str | int, ...]
+
+
+class LocatedYaml:
+    """The parsed YAML plus the line/column of every key and value, for error messages."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.value_marks: dict[Loc, yaml.Mark] = {}
+        self.key_marks: dict[Loc, yaml.Mark] = {}
+        self.duplicates: list[str] = []
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data: Any = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise SpecError([f"{where}: YAML syntax error: {problem}"]) from None
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, loc: Loc) -> None:
+        self.value_marks[loc] = node.start_mark
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = key_node.value
+                if key in seen:
+                    self.duplicates.append(f"{self.where(loc + (key,), key=True)}: {_dotted(loc + (key,))}: "
+                                           "duplicate key (the later value would silently win)")
+                seen.add(key)
+                self.key_marks[loc + (key,)] = key_node.start_mark
+                self._walk(value_node, loc + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._walk(item, loc + (index,))
+
+    def where(self, loc: Loc, key: bool = False) -> str:
+        """`file:line:col` of the deepest known prefix of `loc`."""
+        marks = self.key_marks if key else self.value_marks
+        for cut in range(len(loc), -1, -1):
+            mark = marks.get(loc[:cut]) or self.value_marks.get(loc[:cut])
+            if mark is not None:
+                return f"{self.path}:{mark.line + 1}:{mark.column + 1}"
+        return str(self.path)
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _known_fields(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The field names allowed where `loc` points (for did-you-mean), following the schema along the path."""
+    current: Any = model
+    parts = list(loc[:-1])
+    index = 0
+    while index < len(parts):
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(parts[index]))
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+        if isinstance(current, tuple):  # dict[str, Model]: the next part is a free key
+            current = current[1]
+            index += 1
+        index += 1
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items()]
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel inside an annotation: `Model`, `Model | None`, or ("dict", Model) for dict[str, Model]."""
+    args: tuple[Any, ...] = getattr(annotation, "__args__", ())
+    origin = getattr(annotation, "__origin__", None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if origin is dict and len(args) == 2:
+        inner = _model_in(args[-1])
+        return ("dict", inner) if isinstance(inner, type) else None
+    for arg in args:
+        inner = _model_in(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _describe(error: dict[str, Any], located: LocatedYaml) -> str:
+    loc: Loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # pydantic appends the union member tried ('list[str]', 'str') to the path: drop it
+    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int", "float", "bool"))))
+    if error["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        hint = difflib.get_close_matches(key, _known_fields(Campaign, loc), n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        return f"{located.where(loc, key=True)}: {_dotted(loc)}: unknown key{suggestion}"
+    message = error["msg"].removeprefix("Value error, ")
+    found = error.get("input")
+    shown = "" if isinstance(found, (dict, list)) or found is None else f" (found {found!r})"
+    if error["type"] == "missing":
+        return f"{located.where(loc[:-1])}: {_dotted(loc)}: required key is missing"
+    return f"{located.where(loc)}: {_dotted(loc)}: {message}{shown}"
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_campaign(path: Path, overrides: dict[str, Scalar] | None = None) -> tuple[Campaign, LocatedYaml]:
+    """Load, validate and cross-check a campaign file; raise SpecError with every problem found."""
+    if not path.is_file():
+        raise SpecError([f"{path}: campaign file not found"])
+    located = LocatedYaml(path, path.read_text())
+    if not isinstance(located.data, dict):
+        raise SpecError([f"{path}:1:1: a campaign file must be a mapping of keys (campaign, backends, jobs, ...)"])
+    problems = list(located.duplicates)
+    try:
+        campaign = Campaign.model_validate(located.data)
+    except ValidationError as exc:
+        problems += [_describe(dict(e), located) for e in exc.errors()]
+        raise SpecError(problems) from None
+    if overrides:
+        campaign.defaults.params.update(overrides)
+    problems += cross_check(campaign, located)
+    if problems:
+        raise SpecError(problems)
+    return campaign, located
+
+
+def cross_check(campaign: Campaign, located: LocatedYaml) -> list[str]:
+    """What the schema alone cannot see: references between jobs, backends, templates and the policy."""
+    problems: list[str] = []
+    backends = set(campaign.backends)
+    for field in ("required", "optional"):
+        for index, name in enumerate(getattr(campaign.policy, field)):
+            if name not in backends:
+                problems.append(f"{located.where(('policy', field, index))}: policy.{field}: unknown backend "
+                                f"{name!r} (backends: {', '.join(sorted(backends))})")
+    for name, job in campaign.jobs.items():
+        base: Loc = ("jobs", name)
+        if job.backend not in backends:
+            hint = difflib.get_close_matches(job.backend, backends, n=1)
+            problems.append(f"{located.where(base + ('backend',))}: jobs.{name}.backend: unknown backend "
+                            f"{job.backend!r}" + (f"; did you mean {hint[0]!r}?" if hint else
+                                                  f" (backends: {', '.join(sorted(backends))})"))
+        for index, need in enumerate(job.needs):
+            if need not in campaign.jobs:
+                hint = difflib.get_close_matches(need, campaign.jobs, n=1)
+                problems.append(f"{located.where(base + ('needs', index))}: jobs.{name}.needs: unknown job "
+                                f"{need!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        problems += _check_templates(campaign, name, job, located)
+        backend = campaign.backends.get(job.backend)
+        rules = job.fallback + (backend.fallback if backend else [])
+        known_params = set(campaign.defaults.params) | set(job.params) | set(job.matrix)
+        for rule in rules:
+            for param in rule.params:
+                if param not in known_params:
+                    problems.append(f"{located.where(base + ('fallback',))}: jobs.{name}.fallback: param {param!r} "
+                                    f"is not a param of this job (params: {', '.join(sorted(known_params)) or 'none'})")
+    for index, check in enumerate(campaign.parity):
+        for side, job_name in enumerate(check.between):
+            if job_name not in campaign.jobs:
+                problems.append(f"{located.where(('parity', index, 'between', side))}: parity.{check.name}: unknown "
+                                f"job {job_name!r}")
+    return problems
+
+
+def _check_templates(campaign: Campaign, name: str, job: Job, located: LocatedYaml) -> list[str]:
+    params = set(campaign.defaults.params) | set(job.params) | set(job.matrix)
+    known = params | {f"data.{d}" for d in campaign.data} | {"workdir"}
+    for need in job.needs:
+        upstream = campaign.jobs.get(need)
+        if upstream is not None:
+            known |= {f"jobs.{need}.artifacts.{a}" for a in upstream.artifacts}
+    fields: list[tuple[Loc, str]] = []
+    command = [job.command] if isinstance(job.command, str) else job.command
+    fields += [(("command", i), arg) for i, arg in enumerate(command)]
+    if job.log:
+        fields.append((("log",), job.log))
+    for art_name, art in job.artifacts.items():
+        fields.append((("artifacts", art_name, "path"), art.path))
+        if art.as_:
+            fields.append((("artifacts", art_name, "as"), art.as_))
+    fields += [(("env", k), v) for k, v in job.env.items()]
+    problems = []
+    for loc, text in fields:
+        for placeholder in placeholders(text):
+            if placeholder not in known:
+                hint = difflib.get_close_matches(placeholder, known, n=1)
+                detail = ""
+                if placeholder.startswith("jobs.") and placeholder.split(".")[1] not in job.needs:
+                    detail = f" (job {placeholder.split('.')[1]!r} must be listed in needs)"
+                problems.append(f"{located.where(('jobs', name) + loc)}: jobs.{name}.{_dotted(loc)}: unknown template "
+                                f"{{{placeholder}}}{detail}" + (f"; did you mean {{{hint[0]}}}?" if hint else ""))
+    return problems
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Scalar]:
+    """`--set PARAM=VALUE` pairs; values are YAML scalars (so `2` is an int, `true` a bool)."""
+    result: dict[str, Scalar] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not re.match(NAME_RE, key):
+            raise SpecError([f"--set {pair!r}: expected PARAM=VALUE"])
+        value = yaml.safe_load(raw) if raw else ""
+        if not isinstance(value, (bool, int, float, str)):
+            value = raw
+        result[key] = value
+    return result
+
+
+def find_campaign(argument: str, cwd: Path | None = None) -> Path:
+    """The campaign file for a CLI argument: an existing path, else `./jobs/<arg>[.yaml]`."""
+    cwd = cwd or Path.cwd()
+    direct = Path(argument)
+    if direct.is_file():
+        return direct
+    jobs_dir = cwd / "jobs"
+    for candidate in (jobs_dir / argument, jobs_dir / f"{argument}.yaml", jobs_dir / f"{argument}.yml"):
+        if candidate.is_file():
+            return candidate
+    found = sorted(str(p.relative_to(jobs_dir)) for p in jobs_dir.rglob("*.y*ml")) if jobs_dir.is_dir() else []
+    listing = ("campaigns in ./jobs: " + ", ".join(found)) if found else "no ./jobs directory with campaigns here"
+    raise SpecError([f"{argument}: campaign file not found ({listing})"])

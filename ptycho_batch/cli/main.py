@@ -1,0 +1,311 @@
+"""The `ptybatch` command: parse arguments, call the modules, print. No logic of its own.
+
+Exit codes: 0 success (every required job completed), 1 a required job failed, 2 invalid input,
+3 the campaign is already being run, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ptycho_batch import __version__
+from ptycho_batch.campaign.spec import find_campaign, parse_overrides
+from ptycho_batch.journal.store import JobState
+from ptycho_batch.tui import watch as tui
+from ptycho_batch.util.errors import CampaignBusy, RuntimeUnavailable, SpecError
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _campaign_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("campaign", help="campaign file, or a name looked up in ./jobs/")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PARAM=VALUE",
+                        help="override a param for this run (recorded in the frozen campaign)")
+    parser.add_argument("--only", action="append", default=[], metavar="JOB|BACKEND",
+                        help="run only these jobs (with everything upstream of them)")
+    parser.add_argument("--out", type=Path, help="output root (default: the campaign's `out`, relative to its file)")
+    parser.add_argument("--runtime", choices=["host", "venv", "podman", "docker", "apptainer", "charliecloud", "auto"],
+                        help="use this runtime for every backend in this run")
+    parser.add_argument("--force", action="store_true", help="rerun every job, even those with a matching cache key")
+    parser.add_argument("--rerun-failed", action="store_true",
+                        help="run only what did not complete before; keep every completed job as it is")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ptybatch", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ptybatch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check a campaign file; report every problem with file:line:col")
+    validate.add_argument("campaign")
+    commands.add_parser("schema", help="print the campaign JSON Schema (for editor completion)")
+
+    plan = commands.add_parser("plan", help="show what a submit would run or reuse, and why")
+    _campaign_options(plan)
+    plan.add_argument("--json", action="store_true")
+
+    submit = commands.add_parser("submit", help="run a campaign")
+    _campaign_options(submit)
+    submit.add_argument("--executor", choices=["local", "slurm", "auto"], default="local",
+                        help="local (this machine), slurm (submitit), or auto: slurm when sbatch answers")
+    submit.add_argument("--detach", action="store_true",
+                        help="slurm: return once everything is submitted; status/watch follow it later")
+    submit.add_argument("--watch", action="store_true", help="show the live dashboard while the run goes on")
+    submit.add_argument("--jobs", "-j", type=int, help="jobs at once (default: CPU count, or one per visible GPU)")
+
+    status = commands.add_parser("status", help="the state of a run's jobs, from its journal")
+    status.add_argument("target", nargs="?",
+                        help="run dir, run id, campaign file or name, or out dir (default: newest)")
+    status.add_argument("--out", type=Path)
+    status.add_argument("--json", action="store_true")
+
+    report = commands.add_parser("report", help="(re)write a run's artifact inventory from its journal")
+    report.add_argument("target", nargs="?")
+    report.add_argument("--out", type=Path)
+
+    cancel = commands.add_parser("cancel", help="cancel a run's unfinished jobs (all, or those named)")
+    cancel.add_argument("target", help="run dir, run id, campaign file or name")
+    cancel.add_argument("jobs", nargs="*", help="job names (default: every unfinished job)")
+    cancel.add_argument("--out", type=Path)
+
+    compare = commands.add_parser("compare", help="metrics two runs or reports share, side by side")
+    compare.add_argument("left", help="run (dir, id, campaign) or report (dir or artifact_inventory.json)")
+    compare.add_argument("right")
+    compare.add_argument("--metrics", nargs="+", help="metric names or glob patterns (default: all shared)")
+    compare.add_argument("--rel", type=float, default=0.05, help="relative tolerance that flags a difference")
+    compare.add_argument("--out", type=Path)
+
+    containers = commands.add_parser("containers", help="build and convert the per-backend images")
+    actions = containers.add_subparsers(dest="action", required=True)
+    build = actions.add_parser("build", help="build Dockerfile.<backend> (both backends by default)")
+    build.add_argument("backends", nargs="*", choices=["torch", "tf"], default=["torch", "tf"])
+    build.add_argument("--engine", choices=["podman", "docker"], default="podman")
+    build.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE")
+    for verb, what in (("export", "save an image as an archive"), ("sif", "convert to an Apptainer SIF file"),
+                       ("charliecloud", "convert to a Charliecloud image directory")):
+        convert = actions.add_parser(verb, help=what)
+        convert.add_argument("backends", nargs="*", choices=["torch", "tf"], default=["torch", "tf"])
+        convert.add_argument("--engine", choices=["podman", "docker"], default="podman")
+        if verb == "export":
+            convert.add_argument("--format", choices=["oci-archive", "docker-archive"], default="oci-archive")
+    COMMANDS.update(tui.register(commands))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SpecError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    except RuntimeUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except CampaignBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BUSY
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ptycho_batch.engine.session import prepare
+
+    path = find_campaign(args.campaign)
+    prepared = prepare(path)
+    print(f"{path}: OK ({len(prepared.plan.jobs)} jobs, backends: {', '.join(prepared.campaign.backends)})")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from ptycho_batch.campaign.spec import Campaign
+
+    print(json.dumps(Campaign.model_json_schema(by_alias=True), indent=2))
+    return EXIT_OK
+
+
+def _prepare(args: argparse.Namespace):
+    from ptycho_batch.engine.session import prepare
+
+    return prepare(find_campaign(args.campaign), out=args.out, overrides=parse_overrides(args.overrides),
+                   only=args.only or None, runtime_override=args.runtime)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ptycho_batch.engine.session import decide
+
+    prepared = _prepare(args)
+    decisions = decide(prepared, force=args.force, rerun_failed=args.rerun_failed)
+    if args.json:
+        print(json.dumps({name: {"run": d.run, "reason": d.reason, **job.model_dump()}
+                          for (name, job), d in zip(prepared.plan.jobs.items(), decisions.values())}, indent=2))
+        return EXIT_OK
+    from ptycho_batch.cli.views import plan_table, print_renderable
+
+    print_renderable(plan_table(prepared.plan, decisions))
+    return EXIT_OK
+
+
+def _executor(args: argparse.Namespace):
+    from ptycho_batch.executors.local.scheduler import LocalExecutor
+
+    choice = args.executor
+    if choice == "auto":
+        from ptycho_batch.executors.slurm.cluster import sbatch_available
+
+        choice = "slurm" if sbatch_available() else "local"
+    if choice == "slurm":
+        from ptycho_batch.executors.slurm.executor import SlurmExecutor
+
+        return SlurmExecutor(detach=args.detach)
+    return LocalExecutor(args.jobs)
+
+
+def _print_change(state: JobState) -> None:
+    print(tui.state_line(state), flush=True)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from ptycho_batch.engine.session import follow_existing, run_campaign
+
+    prepared = _prepare(args)
+    executor = _executor(args)
+    started = time.monotonic()
+    if executor.name == "slurm" and not args.force:
+        from ptycho_batch.executors.slurm.executor import reattach_target
+
+        active = reattach_target(prepared.campaign_dir)
+        if active is not None:
+            print(f"[ptybatch] run {active.id} of {prepared.plan.campaign} is still in SLURM: following it "
+                  "(nothing is resubmitted; --force submits a new run)", flush=True)
+            if args.detach:
+                return EXIT_OK
+            states = follow_existing(active, executor, _print_change)
+            return _conclude(prepared.plan, states, started)
+
+    viewer: list[tui.BackgroundWatch] = []
+
+    def on_start(run, states: dict[str, JobState]) -> None:
+        print(f"[ptybatch] run {run.id} of {prepared.plan.campaign}: {len(states)} jobs, "
+              f"executor {executor.name}, journal {run.dir}", flush=True)
+        if args.watch and sys.stdout.isatty():
+            viewer.append(tui.BackgroundWatch(run))
+            return
+        for state in states.values():
+            if state.final:
+                print(f"[ptybatch] {state.name}: {state.state} ({state.reason})", flush=True)
+
+    def on_change(state: JobState) -> None:
+        if not (viewer and viewer[0].active):  # the dashboard owns the screen while it is up
+            _print_change(state)
+
+    try:
+        run, states = run_campaign(prepared, executor, force=args.force, rerun_failed=args.rerun_failed,
+                                   on_start=on_start, on_change=on_change)
+    except KeyboardInterrupt:
+        for watcher in viewer:
+            watcher.stop()  # give the screen back before saying what happened
+        if executor.name == "slurm":
+            print("[ptybatch] stopped following; the jobs keep running in SLURM "
+                  "(`ptybatch status` / `watch` / `submit` again pick the run up)", file=sys.stderr)
+        else:
+            print("[ptybatch] interrupted: running jobs stopped and recorded CANCELLED", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for watcher in viewer:
+            watcher.stop()
+    if args.detach and executor.name == "slurm":
+        print(f"[ptybatch] submitted {len(states)} jobs in {executor.sbatch_calls} sbatch call(s) "
+              f"in {time.monotonic() - started:.1f}s; follow with: ptybatch watch {run.dir}")
+        return EXIT_OK
+    return _conclude(prepared.plan, states, started)
+
+
+def _conclude(plan, states: dict[str, JobState], started: float) -> int:
+    from ptycho_batch.cli.views import print_renderable, status_table
+    from ptycho_batch.engine.session import exit_code
+    from ptycho_batch.reports.inventory import inventory_path
+
+    print_renderable(status_table(plan, states, limit=40))
+    code = exit_code(plan, states)
+    print(f"[ptybatch] {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.1f}s; "
+          f"inventory: {inventory_path(plan)}")
+    return code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ptycho_batch.journal.locate import load_run, locate_run
+
+    run = locate_run(args.target, args.out)
+    plan, states = load_run(run)
+    if args.json:
+        print(json.dumps({"run_id": run.id, "run_dir": str(run.dir), "campaign": plan.campaign,
+                          "jobs": {n: s.model_dump() for n, s in states.items()}}, indent=2, default=str))
+        return EXIT_OK
+    from ptycho_batch.cli.views import print_renderable, status_table
+
+    print(f"{plan.campaign} run {run.id} ({run.dir})")
+    print_renderable(status_table(plan, states))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ptycho_batch.journal.locate import load_run, locate_run
+    from ptycho_batch.reports.inventory import write_report
+
+    run = locate_run(args.target, args.out)
+    plan, states = load_run(run)
+    print(write_report(plan, run, states))
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from ptycho_batch.executors.cancel import cancel_jobs
+    from ptycho_batch.journal.locate import load_run, locate_run
+
+    run = locate_run(args.target, args.out)
+    plan, _ = load_run(run)
+    unknown = [name for name in args.jobs if name not in plan.jobs]
+    if unknown:
+        raise SpecError([f"run {run.id}: no job named {', '.join(unknown)} (jobs: {', '.join(plan.jobs)})"])
+    affected = cancel_jobs(run, plan, args.jobs)
+    print(f"cancel requested for {len(affected)} job(s) of run {run.id}: {', '.join(affected) or 'none unfinished'}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ptycho_batch.cli.views import compare_table, print_renderable
+    from ptycho_batch.reports.compare import compare, load_side, write_comparison
+
+    result = compare(load_side(args.left, args.out), load_side(args.right, args.out), args.metrics, args.rel)
+    print_renderable(compare_table(result))
+    for label, names in ((result.left.label, result.only_left), (result.right.label, result.only_right)):
+        if names:
+            print(f"only in {label}: {', '.join(names)}")
+    print(f"written: {write_comparison(result)}")
+    return EXIT_OK
+
+
+def cmd_containers(args: argparse.Namespace) -> int:
+    from ptycho_batch.runtimes import images as containers
+
+    for backend in args.backends:
+        reference = containers.default_reference(backend)
+        if args.action == "build":
+            built = containers.build(backend, engine=args.engine,
+                                     build_args=containers.parse_build_args(args.build_arg))
+            print(f"{built.reference}: {built.image_id} ({built.seconds:.0f}s, log {built.log})")
+        elif args.action == "export":
+            print(containers.export(reference, format=args.format, engine=args.engine))
+        else:
+            print(getattr(containers, args.action)(reference, engine=args.engine))
+    return EXIT_OK
+
+
+COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "submit": cmd_submit,
+            "status": cmd_status, "report": cmd_report, "cancel": cmd_cancel, "compare": cmd_compare,
+            "containers": cmd_containers}

@@ -1,0 +1,1 @@
+"""The local executor: one detached run supervisor per run that schedules the DAG on this machine."""

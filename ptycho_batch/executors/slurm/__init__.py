@@ -1,0 +1,1 @@
+"""The SLURM executor: submitit submission, the node-side entry point, and the one shared sacct poller."""

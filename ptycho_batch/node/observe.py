@@ -1,0 +1,93 @@
+"""Reading a job's log as a person would see it, and turning `observe` patterns into metrics.
+
+Keras and tqdm draw progress bars with carriage returns, backspaces and ANSI colours even into files;
+patterns match the text as it would appear on a terminal, while the raw log stays as printed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from ptycho_batch.campaign.spec import Expect
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def _render_line(line: str) -> str:
+    """Resolve `\\r` (back to column 0) and `\\b` (one column back) the way a terminal would."""
+    if "\r" not in line and "\b" not in line:
+        return line
+    cells: list[str] = []
+    column = 0
+    for char in line:
+        if char == "\r":
+            column = 0
+        elif char == "\b":
+            column = max(0, column - 1)
+        else:
+            if column < len(cells):
+                cells[column] = char
+            else:
+                cells.append(char)
+            column += 1
+    return "".join(cells)
+
+
+def clean_text(raw: str) -> str:
+    text = _ANSI.sub("", raw)
+    return "\n".join(_render_line(line.rstrip("\r")) for line in text.split("\n"))
+
+
+def _number(value: str) -> Any:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if math.isfinite(number) or value.lower() in ("nan", "inf", "-inf") else value
+
+
+def extract_metrics(text: str, observe: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Last value and full series of each observed quantity.
+
+    A pattern `patch_stats` with groups mean/std gives `patch_stats.mean` and `patch_stats.std`; a group
+    named like its pattern, or a single unnamed group, gives just `patch_stats`.
+    """
+    series: dict[str, list[Any]] = {}
+    for name, pattern in observe.items():
+        regex = re.compile(pattern, re.MULTILINE)
+        for match in regex.finditer(text):
+            groups = match.groupdict()
+            if not groups:
+                values = {name: match.group(1) if regex.groups else match.group(0)}
+            else:
+                values = {(name if group == name else f"{name}.{group}"): value
+                          for group, value in groups.items() if value is not None}
+            for key, value in values.items():
+                series.setdefault(key, []).append(_number(value))
+    return {key: values[-1] for key, values in series.items()}, series
+
+
+def check_expectations(metrics: dict[str, Any], expect: dict[str, Expect]) -> list[str]:
+    """One message per violated expectation, naming the metric, the bound and the value."""
+    failures: list[str] = []
+    for metric, rule in expect.items():
+        value = metrics.get(metric)
+        if value is None:
+            failures.append(f"{metric}: expected a value but the log never showed it")
+            continue
+        if not isinstance(value, float):
+            failures.append(f"{metric}: expected a number, found {value!r}")
+            continue
+        if rule.approx is not None:
+            tolerance = max(abs(rule.approx) * (rule.rel or 0.0), rule.abs or 0.0)
+            if rule.rel is None and rule.abs is None:
+                tolerance = abs(rule.approx) * 1e-6
+            if abs(value - rule.approx) > tolerance:
+                failures.append(f"{metric}: expected {rule.approx} ± {tolerance:.6g}, found {value}")
+        if rule.min is not None and value < rule.min:
+            failures.append(f"{metric}: expected >= {rule.min}, found {value}")
+        if rule.max is not None and value > rule.max:
+            failures.append(f"{metric}: expected <= {rule.max}, found {value}")
+    return failures

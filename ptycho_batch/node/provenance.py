@@ -1,0 +1,51 @@
+"""A job's provenance: its runtime's identity plus the probe, run through that same runtime and env.
+
+Meant for `analysis/<job>.provenance.json`: each result then says which image (digest) or venv and
+which framework, CUDA/cuDNN/XLA build and devices produced it. A probe costs one interpreter start
+plus a framework import (about 1 s for torch, 5 s for TensorFlow on 2 cores), so a run can probe once
+per runtime identity and share the record between that backend's jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ptycho_batch.runtimes.base import Launch, Runtime
+
+PROBE_ARGV = ["python", "-m", "ptycho_batch.node.probe"]
+
+
+def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300) -> dict[str, Any]:
+    """Probe inside `runtime` with `launch`'s env, workdir and binds; never raises for a failed probe."""
+    probe_launch = dataclasses.replace(launch, argv=list(PROBE_ARGV))
+    record: dict[str, Any] = {"runtime": runtime.name, "identity": runtime.identity()}
+    try:
+        result = subprocess.run(runtime.argv(probe_launch), env=runtime.env(probe_launch), cwd=launch.workdir,
+                                capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {**record, "probe_error": f"{type(error).__name__}: {error}"}
+    record["probe_exit_code"] = result.returncode
+    try:
+        record["probe"] = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        record["probe_error"] = (result.stderr or result.stdout)[-2000:]
+    return record
+
+
+def collect_once(cache_dir: Path, runtime: Runtime, launch: Launch) -> dict[str, Any]:
+    """`collect`, run once per runtime identity and shared (through `cache_dir`) by that backend's jobs."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    record_path = cache_dir / f"{hashlib.sha1(runtime.identity().encode()).hexdigest()[:16]}.json"
+    with open(record_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record_path.exists():
+            return json.loads(record_path.read_text())
+        record = collect(runtime, launch)
+        record_path.write_text(json.dumps(record, indent=1))
+        return record

@@ -1,0 +1,136 @@
+"""`ptybatch watch` and `ptybatch logs`: a live view of a run, read from its journal only.
+
+On a terminal: a rich Live dashboard in the alternate screen, keys read in cbreak mode (see tui_app for
+what they do). Elsewhere (CI logs, pipes): one plain line per state change, no control codes, and the
+policy verdict as exit code once the run is settled. The viewer never starts, polls or talks to a
+scheduler: the executor (or the SLURM poller) keeps the journal fresh for every viewer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+
+from ptycho_batch.journal.store import JobState, Run
+from ptycho_batch.reports.inventory import policy_decision
+from ptycho_batch.tui.app import Dashboard
+from ptycho_batch.tui.cache import JournalCache
+from ptycho_batch.tui.logs import add_logs_parser, cmd_logs
+from ptycho_batch.tui.term import cbreak
+from ptycho_batch.util.progress import spinner
+
+STOP_CHECK_S = 0.25      # how soon a background viewer notices its stop event
+BIG_JOURNAL = 1000       # jobs above which the first read gets a spinner
+
+
+def watch_run(run: Run, stop: threading.Event | None = None, interval: float = 1.0,
+              console: Console | None = None) -> int:
+    """Show `run` until `q`, `stop` is set, or (not on a terminal) the run is settled.
+
+    Returns 0, or in plain mode the policy verdict (0 passed, 1 not). Safe to call from a thread: keys
+    still work there, and Ctrl-C goes to the main thread, which should then set `stop` (BackgroundWatch).
+    """
+    stop = stop or threading.Event()
+    console = console or Console()
+    if not console.is_terminal:
+        return watch_plain(run, stop, interval, sys.stdout)
+    dashboard = Dashboard(run)
+    with spinner(f"reading the journal of {len(dashboard.cache.plan.jobs)} jobs") \
+            if len(dashboard.cache.plan.jobs) >= BIG_JOURNAL else nullcontext():
+        dashboard.cache.poll()
+    fd = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
+    with cbreak(fd) as keys, Live(console=console, screen=True, auto_refresh=False,
+                                  redirect_stdout=False, redirect_stderr=False) as live:
+        next_poll = time.monotonic() + interval
+        dirty = True
+        while not dashboard.quit and not stop.is_set():
+            if time.monotonic() >= next_poll:
+                dashboard.cache.poll()
+                next_poll = time.monotonic() + interval
+                dirty = True
+            if dirty:
+                live.update(dashboard.frame(console.size.width, console.size.height), refresh=True)
+            key = keys.read(min(max(0.0, next_poll - time.monotonic()), STOP_CHECK_S))
+            dirty = key is not None
+            if key is not None:
+                dashboard.handle(key)
+    return 0
+
+
+def state_line(state: JobState) -> str:
+    """`[ptybatch] job: STATE (detail)`, the same line `submit` prints."""
+    detail = state.failure_class or state.reason if state.state != "RUNNING" else None
+    return f"[ptybatch] {state.name}: {state.state}" + (f" ({detail})" if detail else "")
+
+
+def watch_plain(run: Run, stop: threading.Event, interval: float, out: TextIO) -> int:
+    """One line per state change until the run is settled (or `stop`); the exit code of the policy."""
+    cache = JournalCache(run)
+    changed = cache.poll()
+    counts = Counter(s.state for s in cache.states.values())
+    print(f"[ptybatch] watching run {run.id} of {cache.plan.campaign}: {len(cache.states)} jobs ("
+          + ", ".join(f"{state}: {count}" for state, count in sorted(counts.items())) + ")", file=out, flush=True)
+    shown: dict[str, str] = {}
+    while True:
+        for state in changed:
+            if shown.get(state.name) != state.state:
+                print(state_line(state), file=out, flush=True)
+                shown[state.name] = state.state
+        if cache.settled():
+            decision = policy_decision(cache.plan, cache.states)
+            print(f"[ptybatch] {decision.text}", file=out, flush=True)
+            return 0 if decision.passed else 1
+        if stop.wait(interval):
+            return 0
+        changed = cache.poll()
+
+
+class BackgroundWatch:
+    """The dashboard in a thread, for `submit --watch` (the executor keeps the main thread and its signals)."""
+
+    def __init__(self, run: Run, interval: float = 1.0) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=watch_run, args=(run, self._stop, interval),
+                                        name="ptybatch-watch", daemon=True)
+        self._thread.start()
+
+    @property
+    def active(self) -> bool:
+        """False once the user pressed q (submit may then go back to printing its lines)."""
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Leave the dashboard and restore the terminal; call it in a `finally`."""
+        self._stop.set()
+        self._thread.join()
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from ptycho_batch.journal.locate import locate_run
+
+    run = locate_run(args.target, args.out)
+    try:
+        return watch_run(run, interval=args.interval)
+    except KeyboardInterrupt:
+        return 130
+
+
+def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    """Add `watch` and `logs` to the `ptybatch` sub-commands; return their handlers by name."""
+    watch = commands.add_parser("watch", help="live dashboard of a run (plain lines when not on a terminal)")
+    watch.add_argument("target", nargs="?", help="run dir, run id, campaign file or name, or out dir (default: newest)")
+    watch.add_argument("--out", type=Path)
+    watch.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between journal reads")
+    add_logs_parser(commands)
+    return {"watch": cmd_watch, "logs": cmd_logs}
+
