@@ -9,7 +9,7 @@ from pathlib import Path
 from helpers import host_campaign, ptybatch, write_campaign
 
 from ptycho_batch.campaign.spec import FallbackWhen, ParityCheck
-from ptycho_batch.journal.store import JobState
+from ptycho_batch.journal.records import JobState
 from ptycho_batch.node.runner import rule_matches
 from ptycho_batch.reports.parity import difference, evaluate, within
 

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ptycho_batch.journal.store import JobState, Run
+from ptycho_batch.journal.reader import FINAL_SWEEP, JournalCache
+from ptycho_batch.journal.records import JobState
+from ptycho_batch.journal.store import Run
+from ptycho_batch.node.logtail import tail_lines
 from ptycho_batch.tui.app import Dashboard
-from ptycho_batch.tui.cache import FINAL_SWEEP, JournalCache
-from ptycho_batch.tui.logs import find_job, follow, tail_lines
+from ptycho_batch.tui.logs import find_job, follow
 from ptycho_batch.tui.synthetic import synthetic_run
 from ptycho_batch.tui.term import split_keys
 from ptycho_batch.tui.watch import watch_plain
@@ -141,12 +143,14 @@ def test_keys_select_open_log_and_cancel_after_confirmation(tmp_path: Path) -> N
 
 
 def test_plain_mode_prints_state_changes_without_control_codes(tmp_path: Path) -> None:
-    run = synthetic_run(tmp_path, {"train": 1, "infer": 1}, executor="local")  # no local submit alive: settled
+    # a local run nobody carries (no supervisor alive): the refresh settles its RUNNING job as LOST
+    run = synthetic_run(tmp_path, {"train": 1, "infer": 1}, executor="local")
     out = io.StringIO()
     code = watch_plain(run, threading.Event(), 0.01, out)
     text = out.getvalue()
     assert "\x1b" not in text
-    assert "[ptybatch] train: COMPLETED" in text and "[ptybatch] infer: RUNNING" in text
+    assert "[ptybatch] train: COMPLETED" in text and "[ptybatch] infer: LOST (lost)" in text
+    assert "RUNNING" not in text
     assert code == 0 and "proceeding with torch-only evidence; tf deferred" in text.splitlines()[-1]
 
 

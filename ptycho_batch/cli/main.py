@@ -1,7 +1,9 @@
-"""The `ptybatch` command: parse arguments, call the modules, print. No logic of its own.
+"""ptybatch: run the same ML experiment on PyTorch and TensorFlow, locally or on SLURM, and trust the result.
 
-Exit codes: 0 success (every required job completed), 1 a required job failed, 2 invalid input,
-3 the campaign is already being run, 130 interrupted.
+Exit codes: 0 passed (every job of the required backends completed), 1 a required job or parity check
+failed, 2 invalid input, 3 busy (the campaign is already being run), 4 a runtime or the scheduler is
+unavailable, 5 a record or output file cannot be read or written (a full disk), 70 a bug in ptybatch,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,15 +12,26 @@ import argparse
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from ptycho_batch import __version__
 from ptycho_batch.campaign.spec import find_campaign, parse_overrides
-from ptycho_batch.journal.store import JobState
+from ptycho_batch.executors.base import Executor
+from ptycho_batch.journal.records import JobState
+from ptycho_batch.journal.store import Run
 from ptycho_batch.tui import watch as tui
-from ptycho_batch.util.errors import CampaignBusy, RuntimeUnavailable, SpecError
+from ptycho_batch.util.errors import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    PtybatchError,
+    RecordError,
+    SpecError,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+INTERRUPT_WAIT_S = 30.0   # after Ctrl-C, how long submit waits for the supervisor to record what it stopped
 
 
 def _campaign_options(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +49,9 @@ def _campaign_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ptybatch", description=__doc__.splitlines()[0])
+    intro, codes = (__doc__ or "").split("\n\n")[:2]
+    parser = argparse.ArgumentParser(prog="ptybatch", description=intro, epilog=codes,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ptybatch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -53,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--executor", choices=["local", "slurm", "auto"], default="local",
                         help="local (this machine), slurm (submitit), or auto: slurm when sbatch answers")
     submit.add_argument("--detach", action="store_true",
-                        help="slurm: return once everything is submitted; status/watch follow it later")
+                        help="return once the run is launched (it goes on without this terminal); "
+                             "status/watch/logs follow it")
     submit.add_argument("--watch", action="store_true", help="show the live dashboard while the run goes on")
     submit.add_argument("--jobs", "-j", type=int, help="jobs at once (default: CPU count, or one per visible GPU)")
 
@@ -97,19 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every expected failure is one line per problem and its class's exit code."""
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except SpecError as error:
+    except PtybatchError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
-        return EXIT_INVALID
-    except RuntimeUnavailable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    except CampaignBusy as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BUSY
+        return error.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except OSError as error:  # the system refused (a full disk, permissions): the environment, not a bug
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        return RecordError.exit_code
+    except Exception:
+        traceback.print_exc()
+        print("error: this is a bug in ptybatch (the traceback above says where); please report it",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -150,98 +172,85 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _executor(args: argparse.Namespace):
-    from ptycho_batch.executors.local.scheduler import LocalExecutor
-
-    choice = args.executor
-    if choice == "auto":
-        from ptycho_batch.executors.slurm.cluster import sbatch_available
-
-        choice = "slurm" if sbatch_available() else "local"
-    if choice == "slurm":
-        from ptycho_batch.executors.slurm.executor import SlurmExecutor
-
-        return SlurmExecutor(detach=args.detach)
-    return LocalExecutor(args.jobs)
-
-
 def _print_change(state: JobState) -> None:
     print(tui.state_line(state), flush=True)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ptycho_batch.engine.session import follow_existing, run_campaign
+    from ptycho_batch.engine.session import submit
+    from ptycho_batch.executors.registry import make_executor
 
     prepared = _prepare(args)
-    executor = _executor(args)
+    executor = make_executor(args.executor, jobs=args.jobs)
     started = time.monotonic()
-    if executor.name == "slurm" and not args.force:
-        from ptycho_batch.executors.slurm.executor import reattach_target
+    shown: dict[str, str] = {}
 
-        active = reattach_target(prepared.campaign_dir)
-        if active is not None:
-            print(f"[ptybatch] run {active.id} of {prepared.plan.campaign} is still in SLURM: following it "
-                  "(nothing is resubmitted; --force submits a new run)", flush=True)
-            if args.detach:
-                return EXIT_OK
-            states = follow_existing(active, executor, _print_change)
-            return _conclude(prepared.plan, states, started)
-
-    viewer: list[tui.BackgroundWatch] = []
-
-    def on_start(run, states: dict[str, JobState]) -> None:
+    def on_start(run: Run, states: dict[str, JobState]) -> None:
         print(f"[ptybatch] run {run.id} of {prepared.plan.campaign}: {len(states)} jobs, "
               f"executor {executor.name}, journal {run.dir}", flush=True)
-        if args.watch and sys.stdout.isatty():
-            viewer.append(tui.BackgroundWatch(run))
-            return
         for state in states.values():
             if state.final:
+                shown[state.name] = state.state
                 print(f"[ptybatch] {state.name}: {state.state} ({state.reason})", flush=True)
 
-    def on_change(state: JobState) -> None:
-        if not (viewer and viewer[0].active):  # the dashboard owns the screen while it is up
-            _print_change(state)
+    run = None if args.force else executor.active_run(prepared.campaign_dir)
+    if run is not None:
+        print(f"[ptybatch] run {run.id} of {prepared.plan.campaign} is still in {executor.name.upper()}: "
+              "following it (nothing is resubmitted; --force submits a new run)", flush=True)
+    else:
+        run = submit(prepared, executor, force=args.force, rerun_failed=args.rerun_failed, on_start=on_start)
+    if args.detach:
+        print(f"[ptybatch] {executor.describe_launch(run)} in {time.monotonic() - started:.1f}s; "
+              f"follow with: ptybatch watch {run.dir}", flush=True)
+        return EXIT_OK
+    return _follow(run, executor, started, shown, watch=args.watch and sys.stdout.isatty())
 
+
+def _follow(run: Run, executor: Executor, started: float, shown: dict[str, str], *, watch: bool) -> int:
+    """Follow the run to its end in the foreground; Ctrl-C does what the executor says (and says so)."""
+    from ptycho_batch.engine.session import finalize
+    from ptycho_batch.executors.follow import follow
+
+    def on_change(state: JobState) -> None:
+        if shown.get(state.name) != state.state and not (viewer and viewer[0].active):
+            print(tui.state_line(state), flush=True)
+        shown[state.name] = state.state
+
+    viewer = [tui.BackgroundWatch(run)] if watch else []
     try:
-        run, states = run_campaign(prepared, executor, force=args.force, rerun_failed=args.rerun_failed,
-                                   on_start=on_start, on_change=on_change)
+        states = follow(run, on_change)
     except KeyboardInterrupt:
         for watcher in viewer:
             watcher.stop()  # give the screen back before saying what happened
-        if executor.name == "slurm":
-            print("[ptybatch] stopped following; the jobs keep running in SLURM "
-                  "(`ptybatch status` / `watch` / `submit` again pick the run up)", file=sys.stderr)
-        else:
-            print("[ptybatch] interrupted: running jobs stopped and recorded CANCELLED", file=sys.stderr)
+        print(f"[ptybatch] {executor.interrupt(run)}", file=sys.stderr, flush=True)
+        if executor.finalizes_itself:  # the carrier records what it stopped; wait for that, briefly
+            follow(run, lambda state: None, timeout=INTERRUPT_WAIT_S)
         return EXIT_INTERRUPTED
     finally:
         for watcher in viewer:
             watcher.stop()
-    if args.detach and executor.name == "slurm":
-        print(f"[ptybatch] submitted {len(states)} jobs in {executor.sbatch_calls} sbatch call(s) "
-              f"in {time.monotonic() - started:.1f}s; follow with: ptybatch watch {run.dir}")
-        return EXIT_OK
-    return _conclude(prepared.plan, states, started)
+    if not executor.finalizes_itself:
+        finalize(run)
+    return _conclude(run, states, started)
 
 
-def _conclude(plan, states: dict[str, JobState], started: float) -> int:
+def _conclude(run: Run, states: dict[str, JobState], started: float) -> int:
     from ptycho_batch.cli.views import print_renderable, status_table
-    from ptycho_batch.engine.session import exit_code
-    from ptycho_batch.reports.inventory import inventory_path
+    from ptycho_batch.reports.inventory import inventory_path, policy_decision
 
-    print_renderable(status_table(plan, states, limit=40))
-    code = exit_code(plan, states)
+    print_renderable(status_table(run.plan, states, limit=40))
+    code = EXIT_OK if policy_decision(run.plan, states).passed else EXIT_FAILED
     print(f"[ptybatch] {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.1f}s; "
-          f"inventory: {inventory_path(plan)}")
+          f"inventory: {inventory_path(run.plan)}")
     return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ptycho_batch.journal.locate import load_run, locate_run
+    from ptycho_batch.executors.registry import load_run
+    from ptycho_batch.journal.locate import locate_run
 
     run = locate_run(args.target, args.out)
-    plan, states = load_run(run)
+    plan, states = run.plan, load_run(run)
     if args.json:
         print(json.dumps({"run_id": run.id, "run_dir": str(run.dir), "campaign": plan.campaign,
                           "jobs": {n: s.model_dump() for n, s in states.items()}}, indent=2, default=str))
@@ -254,25 +263,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ptycho_batch.journal.locate import load_run, locate_run
+    from ptycho_batch.executors.registry import load_run
+    from ptycho_batch.journal.locate import locate_run
     from ptycho_batch.reports.inventory import write_report
 
     run = locate_run(args.target, args.out)
-    plan, states = load_run(run)
+    plan, states = run.plan, load_run(run)
     print(write_report(plan, run, states))
     return EXIT_OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from ptycho_batch.executors.cancel import cancel_jobs
-    from ptycho_batch.journal.locate import load_run, locate_run
+    from ptycho_batch.executors.registry import executor_of
+    from ptycho_batch.journal.locate import locate_run
 
     run = locate_run(args.target, args.out)
-    plan, _ = load_run(run)
-    unknown = [name for name in args.jobs if name not in plan.jobs]
+    unknown = [name for name in args.jobs if name not in run.plan.jobs]
     if unknown:
-        raise SpecError([f"run {run.id}: no job named {', '.join(unknown)} (jobs: {', '.join(plan.jobs)})"])
-    affected = cancel_jobs(run, plan, args.jobs)
+        raise SpecError([f"run {run.id}: no job named {', '.join(unknown)} (jobs: {', '.join(run.plan.jobs)})"])
+    affected = executor_of(run).cancel(run, args.jobs)
     print(f"cancel requested for {len(affected)} job(s) of run {run.id}: {', '.join(affected) or 'none unfinished'}")
     return EXIT_OK
 

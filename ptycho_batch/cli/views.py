@@ -11,11 +11,9 @@ from rich.table import Table
 
 from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.engine.decisions import Decision
-from ptycho_batch.journal.store import JobState
+from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.reports.compare import Comparison
-
-STATE_STYLE = {"COMPLETED": "green", "FAILED": "bold red", "SKIPPED": "yellow", "CANCELLED": "magenta",
-               "RUNNING": "cyan", "PENDING": "dim"}
+from ptycho_batch.tui.render import STATE_STYLE
 
 
 def print_renderable(renderable: RenderableType) -> None:
@@ -43,7 +41,7 @@ def status_table(plan: Plan, states: dict[str, JobState], limit: int | None = No
     counts = Counter(states[n].state for n in names)
     caption = ", ".join(f"{state}: {count}" for state, count in sorted(counts.items()))
     if limit is not None and len(names) > limit:
-        names = [n for n in names if states[n].state != "COMPLETED"][:limit]
+        names = [n for n in names if states[n].state != State.COMPLETED][:limit]
         caption = f"{len(plan.jobs) - len(names)} more jobs not shown; " + caption
     table = Table(title=f"{plan.campaign}", title_justify="left", caption=caption, caption_justify="left")
     for column in ("job", "backend", "stage", "state", "attempt", "duration", "detail", "log"):

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptycho_batch.campaign.plan import Plan, PlannedJob, cache_key, cache_parts, why_rerun
-from ptycho_batch.journal.store import JobState, Run, list_runs
+from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.journal.store import Run, list_runs
+from ptycho_batch.node.runner import upstream_digests
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.util.digests import file_digest
+from ptycho_batch.util.errors import RecordError
 
 
 @dataclass(frozen=True)
@@ -36,18 +39,17 @@ class History:
         for run in list_runs(campaign_dir):
             if run.id == exclude:
                 continue
-            for name, state in run.read_states().items():
-                if state.state in ("PENDING",):
+            try:
+                states = run.read_states()
+            except RecordError:
+                continue  # an old run whose plan is unreadable informs nothing and blocks nothing
+            for name, state in states.items():
+                if state.state in (State.PENDING,):
                     continue
                 latest[name] = (run, state)
-                if state.state == "COMPLETED":
+                if state.state == State.COMPLETED:
                     completed[name] = (run, state)
         return cls(latest, completed)
-
-
-def upstream_digests(job: PlannedJob, states: dict[str, JobState]) -> dict[str, str]:
-    return {f"{need}.{name}": record.digest or "" for need in job.needs
-            for name, record in sorted(states[need].artifacts.items())} if job.needs else {}
 
 
 def artifacts_intact(state: JobState) -> str | None:

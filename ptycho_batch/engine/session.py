@@ -1,37 +1,31 @@
 """One `ptybatch plan` / `ptybatch submit`: campaign -> plan -> decisions -> journal -> executor -> report.
 
-Everything that can be wrong with the input is found before anything is written; the journal gets
-each state before anyone else learns of it; the report is written at the end of every submit.
+Everything that can be wrong with the input is found before anything is written; the runtimes the run
+needs are made ready (venvs built, images checked) before the run exists; the journal gets each state
+before anyone else learns of it; the executor's carrier (a detached supervisor, SLURM) takes the run from
+there and whoever sees it end writes the report.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ptycho_batch.campaign.plan import Plan, build_plan, slugify
+from ptycho_batch.campaign.plan import Plan, build_plan
 from ptycho_batch.campaign.spec import Campaign, LocatedYaml, Scalar, load_campaign
 from ptycho_batch.engine.decisions import Decision, History, decide_all
-from ptycho_batch.journal.locate import load_run
-from ptycho_batch.journal.store import (
-    JobState,
-    Run,
-    campaign_journal,
-    create_run,
-    list_runs,
-    new_run_id,
-    process_alive,
-    submit_lock,
-    write_atomic,
-    write_json,
-)
-from ptycho_batch.reports.inventory import policy_decision, write_report
+from ptycho_batch.executors.base import Executor
+from ptycho_batch.executors.local.liveness import settle_orphan
+from ptycho_batch.journal.lock import campaign_lock
+from ptycho_batch.journal.records import JobState
+from ptycho_batch.journal.store import Run, campaign_journal, create_run, list_runs, new_run_id, planned_state
+from ptycho_batch.reports.inventory import write_report
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.runtimes.factory import make_runtime, resolve_name
+from ptycho_batch.util.fsio import write_atomic, write_json
 
 
 @dataclass
@@ -66,25 +60,11 @@ def decide(prepared: Prepared, *, force: bool = False, rerun_failed: bool = Fals
     return decide_all(prepared.plan, prepared.runtimes, history, force=force, rerun_failed=rerun_failed)
 
 
-def reap_orphans(campaign_dir: Path, current: str) -> None:
-    """Jobs left RUNNING by a local submit that died: stop their process groups and record that.
-
-    Called with the submit lock held, so no live local submit owns them any more.
-    """
+def settle_orphans(campaign_dir: Path) -> None:
+    """Local runs whose supervisor died: their unfinished jobs become LOST. Called with the campaign lock held."""
     for run in list_runs(campaign_dir):
-        if run.id == current or run.info().get("executor") != "local":
-            continue
-        for state in run.read_states().values():
-            if state.final:
-                continue
-            if process_alive(state.pid, state.pid_start):
-                try:
-                    os.killpg(state.pid, signal.SIGKILL)  # type: ignore[arg-type]
-                except ProcessLookupError:
-                    pass
-            state.state = "CANCELLED"
-            state.reason = "interrupted: its submit process died"
-            run.write_state(slugify(state.name), state)
+        if run.info().get("executor", "local") == "local" and not run.info().get("finished"):
+            settle_orphan(run)
 
 
 def freeze(prepared: Prepared, run: Run, executor: str) -> None:
@@ -107,40 +87,39 @@ def initial_states(prepared: Prepared, run: Run, decisions: dict[str, Decision])
             states[name] = decision.cached.model_copy(update={"reason": decision.reason})
             run.write_state(job.slug, states[name])
         else:  # PENDING needs no file: readers derive it from plan.json
-            states[name] = JobState(name=name, backend=job.backend, stage=job.stage, reason=decision.reason,
-                                    log=job.log)
+            states[name] = planned_state(job, reason=decision.reason)
     return states
 
 
-def exit_code(plan: Plan, states: dict[str, JobState]) -> int:
-    """0 when every job of the required backends completed, else 1."""
-    return 0 if policy_decision(plan, states).passed else 1
+def finalize(run: Run) -> None:
+    """Once every job is final: write the run's report (from the journal alone), then mark it finished
+    (followers stop at that mark, so the report is there when they say where it is)."""
+    states = run.all_states()
+    write_report(run.plan, run, states)
+    run.update_info(finished=all(s.final for s in states.values()))
 
 
-def run_campaign(prepared: Prepared, executor, *, force: bool = False, rerun_failed: bool = False,
-                 on_start=lambda run, states: None, on_change=lambda state: None) -> tuple[Run, dict[str, JobState]]:
-    """Submit under the campaign lock; returns the run and the final states (the report is written)."""
-    with submit_lock(prepared.campaign_dir, prepared.run_id):
-        reap_orphans(prepared.campaign_dir, prepared.run_id)
+def ready_runtimes(prepared: Prepared, decisions: dict[str, Decision]) -> None:
+    """Build venvs and check images for the backends that will run, here where the user sees progress
+    and before the run exists (a missing image is one line, with nothing left behind)."""
+    needed = {prepared.plan.jobs[name].backend for name, d in decisions.items() if d.cached is None}
+    for backend in sorted(needed):
+        prepared.runtimes[backend].prepare()
+
+
+def submit(prepared: Prepared, executor: Executor, *, force: bool = False, rerun_failed: bool = False,
+           on_start=lambda run, states: None) -> Run:
+    """Journal a new run under the campaign lock and hand it to the executor; returns once it is launched."""
+    with campaign_lock(prepared.campaign_dir, prepared.run_id) as lock:
+        settle_orphans(prepared.campaign_dir)
         decisions = decide(prepared, force=force, rerun_failed=rerun_failed)
+        ready_runtimes(prepared, decisions)
         run = create_run(prepared.campaign_dir, prepared.run_id)
         freeze(prepared, run, executor.name)
         states = initial_states(prepared, run, decisions)
         on_start(run, states)
-        try:
-            states = executor.execute(prepared.plan, run, prepared.runtimes, states, on_change=on_change)
-        finally:
-            final = load_run(run)[1]
-            run.update_info(finished=all(s.final for s in final.values()))
-            write_report(prepared.plan, run, final)
-    return run, states
-
-
-def follow_existing(run: Run, executor, on_change=lambda state: None) -> dict[str, JobState]:
-    """Reattach to a run whose jobs are still in the scheduler's hands, and follow it to the end."""
-    plan, _ = load_run(run)
-    states = executor.follow(plan, run, on_change)
-    run.update_info(finished=True)
-    write_report(plan, run, states)
-    return states
-
+        if all(state.final for state in states.values()):
+            finalize(run)
+        else:
+            executor.launch(run, prepared.runtimes, states, lock, finalize)
+    return run

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.campaign.spec import find_campaign, load_campaign
-from ptycho_batch.journal.store import JOURNAL_DIR, JobState, Run, campaign_journal, list_runs
+from ptycho_batch.journal.store import JOURNAL_DIR, Run, campaign_journal, list_runs
 from ptycho_batch.util.errors import SpecError
 
 _SEARCH = (f"{JOURNAL_DIR}/*/*", f"*/{JOURNAL_DIR}/*/*", f"*/*/{JOURNAL_DIR}/*/*", f"*/*/*/{JOURNAL_DIR}/*/*")
@@ -43,16 +42,3 @@ def locate_run(argument: str | None, out: Path | None = None, cwd: Path | None =
     if not runs:
         raise SpecError([f"{campaign_file}: campaign {campaign.campaign!r} has no runs yet under {out_dir}"])
     return runs[-1]
-
-
-def load_run(run: Run, refresh: bool = True) -> tuple[Plan, dict[str, JobState]]:
-    """The plan and every job's state; a SLURM run is refreshed through the shared poller first."""
-    plan = Plan.model_validate_json((run.dir / "plan.json").read_text())
-    if refresh and run.info().get("executor") == "slurm" and not run.info().get("finished"):
-        from ptycho_batch.executors.slurm.poll import poll
-
-        poll(run, plan)
-    states = run.read_states()
-    for name, job in plan.jobs.items():
-        states.setdefault(name, JobState(name=name, backend=job.backend, stage=job.stage))
-    return plan, states

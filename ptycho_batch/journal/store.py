@@ -1,109 +1,36 @@
-"""The run journal: the single source of truth about a campaign run, written atomically.
+"""The run store: the single source of truth about a campaign run, written atomically.
 
 Layout under `<out>/.ptybatch/<campaign>/`:
-    submit.lock, submit.owner         held by the live `submit` (fcntl lock, released by the kernel on any death)
-    <run-id>/run.json                 executor, submitter pid/host, start/end
+    submit.lock, submit.owner         held by whoever carries a live run (journal.lock)
+    <run-id>/run.json                 executor, who carries the run (supervisor pid and start time), finished
     <run-id>/campaign.yaml            the frozen campaign text (with --set overrides recorded)
     <run-id>/plan.json                the resolved plan
     <run-id>/jobs/<slug>/state.json   one record per job, replaced atomically on every state change
     <run-id>/work/<slug>/             each job's scratch working directory
-A crash at any moment leaves only whole files behind, which `status` and a re-`submit` understand.
+A crash at any moment leaves only whole files behind, which `status` and a re-`submit` understand. A record
+that cannot be read (a damaged disk, a hand edit) is moved aside to `state.json.corrupt` and reads as LOST,
+so one bad file never blocks a run or a later one.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import ValidationError
 
-from ptycho_batch.util.errors import CampaignBusy
+from ptycho_batch.campaign.plan import Plan, PlannedJob
+from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.util.errors import RecordError
+from ptycho_batch.util.fsio import write_atomic, write_json
 
-State = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "SKIPPED", "CANCELLED"]
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "SKIPPED", "CANCELLED"})
 JOURNAL_DIR = ".ptybatch"
-
-
-class ArtifactRecord(BaseModel):
-    name: str
-    path: str
-    digest: str | None = None
-    algorithm: str | None = None
-
-
-class Attempt(BaseModel):
-    """One execution of a job (fallback re-runs and SLURM requeues add attempts)."""
-
-    number: int
-    state: State
-    log: str
-    exit_code: int | None = None
-    signal: int | None = None
-    failure_class: str | None = None
-    failure_line: str | None = None
-    red_note: str | None = None
-    started: float | None = None
-    ended: float | None = None
-    fallback: str | None = None
-    reason: str | None = None   # why an attempt ended without a verdict (preempted, requeued)
-
-
-class JobState(BaseModel):
-    name: str
-    state: State = "PENDING"
-    backend: str = ""
-    stage: str = ""
-    attempt: int = 0
-    reason: str | None = None
-    cache_key: str | None = None
-    cache_parts: dict[str, str] = Field(default_factory=dict)
-    cached_from: str | None = None
-    started: float | None = None
-    ended: float | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-    failure_class: str | None = None
-    failure_line: str | None = None
-    hint: str | None = None
-    signature: str | None = None
-    fallback: str | None = None
-    pid: int | None = None
-    pid_start: str | None = None
-    host: str | None = None
-    slurm_job_id: str | None = None
-    log: str | None = None
-    red_note: str | None = None
-    green: list[str] = Field(default_factory=list)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    artifacts: dict[str, ArtifactRecord] = Field(default_factory=dict)
-    attempts: list[Attempt] = Field(default_factory=list)
-    updated: float = 0.0
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL_STATES
-
-    @property
-    def duration(self) -> float | None:
-        if self.started is None:
-            return None
-        return (self.ended or time.time()) - self.started
-
-
-def utc_stamp(when: float | None = None) -> str:
-    """`YYYYMMDDTHHMMSSZ`, the timestamp format of run ids and red notes."""
-    moment = datetime.fromtimestamp(when if when is not None else time.time(), tz=timezone.utc)
-    return moment.strftime("%Y%m%dT%H%M%SZ")
 
 
 def new_run_id() -> str:
@@ -113,19 +40,9 @@ def new_run_id() -> str:
     return f"{stamp}.{int(now * 1000) % 1000:03d}Z-{secrets.token_hex(2)}"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: readers see the old or the new file, never half of one."""
-    tmp = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+def planned_state(job: PlannedJob, **fields: Any) -> JobState:
+    """The record of a job that has not started: PENDING, its backend and stage, nothing from any other run."""
+    return JobState(name=job.name, backend=job.backend, stage=job.stage, **fields)
 
 
 class Run:
@@ -142,6 +59,15 @@ class Run:
     def campaign_dir(self) -> Path:
         return self.dir.parent
 
+    @cached_property
+    def plan(self) -> Plan:
+        """The frozen plan (plan.json never changes under a run)."""
+        path = self.dir / "plan.json"
+        try:
+            return Plan.model_validate_json(path.read_bytes())
+        except (OSError, ValueError) as error:
+            raise RecordError(f"{path}: damaged or missing run plan ({_first_line(error)})") from None
+
     def job_dir(self, slug: str) -> Path:
         return self.dir / "jobs" / slug
 
@@ -155,20 +81,59 @@ class Run:
             folder.mkdir(parents=True)
         write_atomic(folder / "state.json", state.model_dump_json(indent=1))
 
+    def read_state(self, slug: str) -> JobState | None:
+        """A job's record; None before it has one; LOST (the file moved aside) when it is damaged."""
+        path = self.job_dir(slug) / "state.json"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise RecordError(f"{path}: cannot read ({_first_line(error)})") from None
+        try:
+            state = JobState.model_validate_json(data)
+        except (ValidationError, ValueError) as error:
+            return self._damaged(slug, path, error)
+        if state.name not in self.plan.jobs or self.plan.jobs[state.name].slug != slug:
+            return self._damaged(slug, path, ValueError(f"record names job {state.name!r}"))
+        return state
+
+    def _damaged(self, slug: str, path: Path, error: Exception) -> JobState | None:
+        job = next((j for j in self.plan.jobs.values() if j.slug == slug), None)
+        if job is None:
+            return None  # not a job of this plan: nothing to show
+        aside = path.with_name("state.json.corrupt")
+        try:
+            os.replace(path, aside)
+        except OSError:
+            pass  # another reader moved it first
+        state = planned_state(job, state=State.LOST, failure_class="lost", ended=time.time(),
+                              reason=f"damaged record moved to {aside} ({_first_line(error)})")
+        self.write_state(slug, state)
+        return state
+
     def read_states(self) -> dict[str, JobState]:
+        """Every job's record that exists, by job name."""
         states: dict[str, JobState] = {}
-        for path in sorted((self.dir / "jobs").glob("*/state.json")):
-            state = JobState.model_validate_json(path.read_text())
-            states[state.name] = state
+        jobs = self.dir / "jobs"
+        for slug in sorted(os.listdir(jobs)) if jobs.is_dir() else ():
+            state = self.read_state(slug)
+            if state is not None:
+                states[state.name] = state
         return states
 
-    def read_state(self, slug: str) -> JobState | None:
-        path = self.job_dir(slug) / "state.json"
-        return JobState.model_validate_json(path.read_text()) if path.exists() else None
+    def all_states(self) -> dict[str, JobState]:
+        """Every planned job's state: its record, or PENDING when it has none yet."""
+        states = self.read_states()
+        return {name: states.get(name) or planned_state(job) for name, job in self.plan.jobs.items()}
 
     def info(self) -> dict[str, Any]:
-        path = self.dir / "run.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        """run.json; an unreadable one reads as empty (a damaged old run never blocks a new one)."""
+        try:
+            info = json.loads((self.dir / "run.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return info if isinstance(info, dict) else {}
 
     def update_info(self, **fields: Any) -> None:
         info = self.info()
@@ -181,7 +146,12 @@ class Run:
     def request_cancel(self, slug: str) -> None:
         folder = self.job_dir(slug)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "cancel").write_text(f"{time.time()}\n")
+        write_atomic(folder / "cancel", f"{time.time()}\n")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def campaign_journal(out: Path, campaign: str) -> Path:
@@ -199,59 +169,3 @@ def create_run(campaign_dir: Path, run_id: str) -> Run:
     run_dir = campaign_dir / run_id
     (run_dir / "jobs").mkdir(parents=True)
     return Run(run_dir)
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (to tell a live process from a recycled pid)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def process_alive(pid: int | None, start: str | None) -> bool:
-    return pid is not None and start is not None and process_start_time(pid) == start
-
-
-@contextmanager
-def submit_lock(campaign_dir: Path, run_id: str) -> Iterator[None]:
-    """Hold the campaign's submit lock for the life of this process (the kernel drops it on any exit)."""
-    campaign_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(campaign_dir / "submit.lock", "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        owner = read_owner(campaign_dir)
-        raise CampaignBusy(
-            f"campaign {campaign_dir.name!r} is already being run: run {owner.get('run_id', '?')} "
-            f"(pid {owner.get('pid', '?')} on {owner.get('host', '?')}, since {owner.get('since', '?')})"
-        ) from None
-    try:
-        write_json(campaign_dir / "submit.owner", {
-            "run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        yield
-    finally:
-        handle.close()
-
-
-def read_owner(campaign_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((campaign_dir / "submit.owner").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def lock_held(campaign_dir: Path) -> bool:
-    """Whether a live `submit` holds the campaign's lock (tested without taking it for long)."""
-    path = campaign_dir / "submit.lock"
-    if not path.exists():
-        return False
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False

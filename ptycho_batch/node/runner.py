@@ -11,93 +11,30 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import threading
 import time
 import traceback
 from pathlib import Path
 
-from ptycho_batch.campaign.plan import PlannedFallback, PlannedJob
+from ptycho_batch.campaign.plan import PlannedFallback, PlannedJob, cache_key, cache_parts
 from ptycho_batch.campaign.spec import FallbackWhen
-from ptycho_batch.journal.store import (
-    ArtifactRecord,
-    Attempt,
-    JobState,
-    Run,
-    process_start_time,
-    write_atomic,
-    write_json,
-)
+from ptycho_batch.journal.layout import ReportDir, attempt_log
+from ptycho_batch.journal.records import ArtifactRecord, Attempt, JobState, State
+from ptycho_batch.journal.store import Run
 from ptycho_batch.node import provenance
 from ptycho_batch.node.envfirewall import build_env, redact
 from ptycho_batch.node.gpus import visible_gpus
 from ptycho_batch.node.observe import check_expectations, clean_text, extract_metrics
-from ptycho_batch.node.triage import TAIL_LINES, classify, red_note_path, write_red_note
+from ptycho_batch.node.process import ProcessRegistry, stop_group
+from ptycho_batch.node.triage import TAIL_LINES, classify, write_red_note
 from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.util.digests import file_digest
 from ptycho_batch.util.errors import RuntimeUnavailable
+from ptycho_batch.util.fsio import write_atomic, write_json
+from ptycho_batch.util.procs import process_start_time
 
-TERM_GRACE_S = 5.0
 HOSTNAME = socket.gethostname()
-
-
-class ProcessRegistry:
-    """The process groups of running jobs, so that Ctrl-C or a cancel stops all of them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.cancelled = False
-        self.timed_out = False
-        self.interrupted = False
-
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._procs[proc.pid] = proc
-
-    def remove(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._procs.pop(proc.pid, None)
-
-    def cancel_all(self) -> None:
-        self.cancelled = True
-        self._terminate_all()
-
-    def time_out(self) -> None:
-        """The scheduler says time is up (SLURM's warning signal): stop the jobs, record a timeout."""
-        self.timed_out = True
-        self._terminate_all()
-
-    def interrupt(self) -> None:
-        """The scheduler is taking the node away (SIGTERM: preemption or scancel): stop, decide nothing."""
-        self.interrupted = True
-        self._terminate_all()
-
-    def _terminate_all(self) -> None:
-        with self._lock:
-            procs = list(self._procs.values())
-        for proc in procs:
-            signal_group(proc.pid, signal.SIGTERM)
-
-
-def signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the job's whole process group, then SIGKILL what is left after a grace period."""
-    signal_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(TERM_GRACE_S)
-    except subprocess.TimeoutExpired:
-        pass
-    signal_group(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 _made_dirs: set[Path] = set()
@@ -111,24 +48,33 @@ def ensure_dirs(*folders: Path) -> None:
             _made_dirs.add(folder)
 
 
-def attempt_log(log: Path, attempt: int) -> Path:
-    """`train.log` for the first attempt, `train.attempt2.log` for the second, and so on."""
-    return log if attempt <= 1 else log.with_name(f"{log.stem}.attempt{attempt}{log.suffix}")
+def upstream_digests(job: PlannedJob, states: dict[str, JobState]) -> dict[str, str]:
+    """The digests of the artifacts a job consumes, by `<need>.<artifact>` (part of its cache key)."""
+    return {f"{need}.{name}": record.digest or "" for need in job.needs
+            for name, record in sorted(states[need].artifacts.items())} if job.needs else {}
 
 
-def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, *,
+def stamp_cache_key(job: PlannedJob, runtime: Runtime, state: JobState, upstream: dict[str, JobState]) -> None:
+    """Record what this run of the job depends on (the one place a job's cache key is stamped)."""
+    state.cache_parts = cache_parts(job, runtime.identity(), upstream_digests(job, upstream))
+    state.cache_key = cache_key(state.cache_parts)
+
+
+def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, upstream: dict[str, JobState], *,
             pinned_env: dict[str, str] | None = None, registry: ProcessRegistry | None = None) -> JobState:
     """Run `job` to a final state, with its fallback rules; return (and journal) that state.
 
-    A failed attempt whose failure matches a fallback rule not used yet is followed by a new attempt
-    with the rule's overrides, in the same process (on SLURM: in the same allocation).
+    `upstream` holds (at least) the final states of the job's needs. A failed attempt whose failure
+    matches a fallback rule not used yet is followed by a new attempt with the rule's overrides, in the
+    same process (on SLURM: in the same allocation).
     """
     registry = registry or ProcessRegistry()
+    stamp_cache_key(job, runtime, state, upstream)
     variant: PlannedFallback | None = None
     used: set[int] = set()
     while True:
         lines = _attempt(job, run, runtime, state, variant, pinned_env or {}, registry)
-        if state.state != "FAILED":
+        if state.state != State.FAILED:
             return state
         rule = next((i for i, r in enumerate(job.fallbacks) if i not in used and rule_matches(r.when, state, lines)),
                     None)
@@ -154,7 +100,7 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
              pinned_env: dict[str, str], registry: ProcessRegistry) -> list[str]:
     """One attempt as number `state.attempt + 1`; returns the cleaned log lines."""
     state.attempt += 1
-    state.state = "RUNNING"
+    state.state = State.RUNNING
     state.started = time.time()
     state.ended = state.exit_code = state.signal = state.failure_class = state.failure_line = None
     state.red_note = state.hint = state.reason = None
@@ -165,7 +111,7 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     try:
         lines = _execute(job, run, runtime, state, variant, pinned_env, registry)
     except Exception as exc:  # the runner must always leave a final record behind
-        state.state = "FAILED"
+        state.state = State.FAILED
         state.failure_class = "runtime" if isinstance(exc, RuntimeUnavailable) else "exception"
         state.failure_line = str(exc).splitlines()[0] if isinstance(exc, RuntimeUnavailable) else \
             f"ptybatch internal error: {exc!r}"
@@ -177,16 +123,16 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
         number=state.attempt, state=state.state, log=state.log, exit_code=state.exit_code, signal=state.signal,
         failure_class=state.failure_class, failure_line=state.failure_line, red_note=state.red_note,
         started=state.started, ended=state.ended, fallback=state.fallback,
-        reason=state.reason if state.state == "PENDING" else None))
+        reason=state.reason if state.state == State.PENDING else None))
     run.write_state(job.slug, state)
     return lines
 
 
 def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, variant: PlannedFallback | None,
              pinned_env: dict[str, str], registry: ProcessRegistry) -> list[str]:
-    report_dir = Path(job.report_dir)
+    report = ReportDir(Path(job.report_dir))
     log_path = Path(state.log or job.log)
-    ensure_dirs(report_dir / "analysis", log_path.parent)
+    ensure_dirs(report.analysis, log_path.parent)
     workdir = Path(job.workdir)
     if workdir.exists():  # a rerun starts from an empty scratch directory
         shutil.rmtree(workdir)
@@ -194,15 +140,15 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
 
     argv = variant.argv if variant else job.argv
     env = build_env(os.environ, variant.env if variant else job.env, job.pass_env, pinned_env)
-    write_json(report_dir / "analysis" / f"{job.slug}.env.json",
+    write_json(report.record(job.slug, "env"),
                {"job": job.name, "runtime": runtime.name, "env": redact(env)})
     # a job's `gpus` is what it asks of a node; GPU flags for a runtime only where GPUs exist
-    launch = Launch(argv=argv, env=env, workdir=workdir, binds=[report_dir, workdir, *map(Path, job.binds)],
+    launch = Launch(argv=argv, env=env, workdir=workdir, binds=[report.root, workdir, *map(Path, job.binds)],
                     gpus=job.gpus if visible_gpus() else 0)
 
     runtime.prepare()
     if runtime.name != "host":  # which image / venv, framework and CUDA build produced this job's results
-        write_json(report_dir / "analysis" / f"{job.slug}.provenance.json",
+        write_json(report.record(job.slug, "provenance"),
                    {"job": job.name, **provenance.collect_once(run.dir / "provenance", runtime, launch)})
     timed_out = False
     with open(log_path, "wb") as log:
@@ -228,7 +174,7 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
             state.signal = -proc.returncode if proc.returncode < 0 else None
     state.ended = time.time()
     if registry.interrupted:  # whoever sees the scheduler's verdict (requeue or cancel) records it
-        state.state, state.reason = "PENDING", "interrupted by the scheduler (SIGTERM: preempted or cancelled)"
+        state.state, state.reason = State.PENDING, "interrupted by the scheduler (SIGTERM: preempted or cancelled)"
         return []
     return _conclude(job, runtime, state, argv, env, timed_out=timed_out or registry.timed_out,
                      cancelled=registry.cancelled or run.cancel_requested(job.slug))
@@ -236,7 +182,6 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
 
 def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str], env: dict[str, str], *,
               timed_out: bool, cancelled: bool) -> list[str]:
-    report_dir = Path(job.report_dir)
     ran_ok = state.exit_code == 0 and not timed_out and not cancelled
     # the log is read only when something needs it (hundreds of tiny jobs should not pay for it)
     needs_log = job.observe or not ran_ok or job.fallbacks or job.expect
@@ -246,23 +191,19 @@ def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str
     unmet = check_expectations(metrics, job.expect) if ran_ok else []
     state.metrics = metrics
     if job.observe or job.artifacts:
-        write_json(report_dir / "analysis" / f"{job.slug}.metrics.json",
+        write_json(ReportDir(Path(job.report_dir)).record(job.slug, "metrics"),
                    {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series})
     verdict = classify(lines, exit_code=state.exit_code, signal=state.signal, timed_out=timed_out,
                        cancelled=cancelled, unmet=unmet, missing=missing, signatures=job.signatures)
     if verdict is None:
-        state.state = "COMPLETED"
+        state.state = State.COMPLETED
         _write_green(job, state)
         return lines
-    state.state = "CANCELLED" if verdict.failure_class == "cancelled" else "FAILED"
+    state.state = State.CANCELLED if verdict.failure_class == "cancelled" else State.FAILED
     state.failure_class, state.failure_line = verdict.failure_class, verdict.line
     state.signature, state.hint = verdict.signature, verdict.hint
-    if state.state == "FAILED":
-        note = red_note_path(report_dir, f"{job.slug}" + (f"_attempt{state.attempt}" if state.attempt > 1 else ""),
-                             state.ended or time.time())
-        write_red_note(note, state=state, runtime=runtime.name, argv=argv, env_names=list(env),
-                       tail=lines[-TAIL_LINES:], hint=state.hint)
-        state.red_note = str(note)
+    if state.state == State.FAILED:
+        write_red_note(job, state, runtime=runtime.name, argv=argv, env_names=list(env), tail=lines[-TAIL_LINES:])
     return lines
 
 
@@ -292,20 +233,17 @@ def _collect_artifacts(job: PlannedJob, state: JobState, metrics: dict[str, obje
 
 def _write_green(job: PlannedJob, state: JobState) -> None:
     """Passing test logs go to green/; a pass after a blocker gets a `blocker_resolved_` note."""
-    report_dir = Path(job.report_dir)
-    green = report_dir / "green"
+    report = ReportDir(Path(job.report_dir))
     state.green = []
     if job.stage == "test":
-        green.mkdir(parents=True, exist_ok=True)
-        copy = green / Path(state.log or job.log).name
+        report.green.mkdir(parents=True, exist_ok=True)
+        copy = report.green / Path(state.log or job.log).name
         shutil.copy2(state.log or job.log, copy)
         state.green.append(str(copy))
-    red = report_dir / "red"  # notes are blocked_<stamp>_<slug>.md; the stamp has no underscore
-    blockers = sorted(red / name for name in (os.listdir(red) if red.is_dir() else ())
-                      if name.startswith("blocked_") and name.split("_", 2)[-1] == f"{job.slug}.md")
+    blockers = report.blocker_notes(job.slug)
     if blockers:
-        green.mkdir(parents=True, exist_ok=True)
-        resolved = green / f"blocker_resolved_{job.slug}.md"
+        report.green.mkdir(parents=True, exist_ok=True)
+        resolved = report.blocker_resolved(job.slug)
         write_atomic(resolved, "\n".join([
             f"# Blocker resolved: {job.name}", "",
             f"- **Blocker note:** `{blockers[-1]}`",
@@ -313,4 +251,3 @@ def _write_green(job: PlannedJob, state: JobState) -> None:
             f"- **Resolved at:** {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(state.ended or time.time()))}",
             ""]))
         state.green.append(str(resolved))
-

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 import signal as signals
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ptycho_batch.campaign.plan import PlannedJob
 from ptycho_batch.campaign.spec import Signature
-from ptycho_batch.journal.store import JobState, utc_stamp, write_atomic
+from ptycho_batch.journal.layout import ReportDir
+from ptycho_batch.journal.records import JobState
+from ptycho_batch.util.fsio import write_atomic
 
 LOG_SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
     ("oom", re.compile(r"CUDA out of memory|OutOfMemoryError|ResourceExhaustedError|OOM when allocating|"
@@ -70,13 +74,11 @@ def classify(lines: list[str], *, exit_code: int | None, signal: int | None, tim
     return None
 
 
-def red_note_path(report_dir: Path, slug: str, when: float) -> Path:
-    return report_dir / "red" / f"blocked_{utc_stamp(when)}_{slug}.md"
-
-
-def write_red_note(path: Path, *, state: JobState, runtime: str, argv: list[str], env_names: list[str],
-                   tail: list[str], hint: str | None = None) -> None:
-    """The blocker note a person used to write by hand."""
+def write_red_note(job: PlannedJob, state: JobState, *, runtime: str, argv: list[str], env_names: list[str],
+                   tail: list[str]) -> None:
+    """The blocker note a person used to write by hand, `red/blocked_<stamp>_<slug>[_attemptN].md`; whoever
+    records a failure (the job runner, the SLURM poller, a reader that finds a dead supervisor) calls this."""
+    hint = state.hint
     status = f"signal {state.signal}" if state.signal is not None else f"exit code {state.exit_code}"
     duration = f"{state.duration:.1f} s" if state.duration is not None else "n/a"
     lines = [
@@ -108,8 +110,11 @@ def write_red_note(path: Path, *, state: JobState, runtime: str, argv: list[str]
         lines += ["", f"**Hint:** {hint}"]
     lines += ["", f"## Last {len(tail)} log lines", "", "```", *tail, "```", "",
               "## Environment variables set", "", ", ".join(f"`{n}`" for n in sorted(env_names)), ""]
+    suffix = f"_attempt{state.attempt}" if state.attempt > 1 else ""
+    path = ReportDir(Path(job.report_dir)).red_note(job.slug + suffix, state.ended or time.time())
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, "\n".join(lines))
+    state.red_note = str(path)
 
 
 def _quote(arg: str) -> str:

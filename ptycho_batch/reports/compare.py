@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ptycho_batch.reports import plots
-from ptycho_batch.journal.store import write_atomic, write_json
+from ptycho_batch.util.fsio import write_atomic, write_json
 from ptycho_batch.reports.parity import Difference, difference, within
 from ptycho_batch.reports.inventory import status_text
-from ptycho_batch.journal.locate import load_run, locate_run
+from ptycho_batch.executors.registry import load_run
+from ptycho_batch.journal.locate import locate_run
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def load_side(argument: str, out: Path | None = None) -> Side:
         return Side(data["campaign"], inventory.parent,
                     {j["name"]: {"status": j["status"], "metrics": j.get("metrics", {})} for j in data["jobs"]})
     run = locate_run(argument, out)
-    plan, states = load_run(run)
+    plan, states = run.plan, load_run(run)
     return Side(plan.campaign, Path(plan.summary_dir) / "analysis",
                 {name: {"status": status_text(states[name]), "metrics": states[name].metrics} for name in plan.jobs})
 

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ptycho_batch.reports import plots
-from ptycho_batch.journal.store import JobState, Run, write_atomic, write_json
+from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.journal.store import Run
+from ptycho_batch.util.fsio import write_atomic, write_json
 from ptycho_batch.reports.parity import evaluate_all, required_failures
 from ptycho_batch.campaign.plan import Plan
 
-STATUS_ICON = {"COMPLETED": "✅", "FAILED": "❌", "SKIPPED": "⏭️", "CANCELLED": "🚫", "RUNNING": "⏳",
-               "PENDING": "⏸️"}
+STATUS_ICON = {State.COMPLETED: "✅", State.FAILED: "❌", State.SKIPPED: "⏭️", State.CANCELLED: "🚫", State.LOST: "❓",
+               State.RUNNING: "⏳", State.PENDING: "⏸️"}
 DIGEST_LABEL = {"sha1": "SHA-1", "sha256": "SHA-256", "md5": "MD5"}
 
 
@@ -33,13 +35,13 @@ class PolicyDecision:
 
 def status_text(state: JobState) -> str:
     icon = STATUS_ICON.get(state.state, "")
-    if state.state == "FAILED":
+    if state.state == State.FAILED:
         return f"{icon} FAILED ({state.failure_class})"
-    if state.state in ("SKIPPED", "CANCELLED") and state.reason:
+    if state.state in (State.SKIPPED, State.CANCELLED) and state.reason:
         return f"{icon} {state.state} ({state.reason})"
-    if state.state == "COMPLETED" and state.fallback:
+    if state.state == State.COMPLETED and state.fallback:
         return f"{icon} COMPLETED via fallback ({state.fallback})"
-    if state.state == "COMPLETED" and state.cached_from:
+    if state.state == State.COMPLETED and state.cached_from:
         return f"{icon} COMPLETED (cached from run {state.cached_from})"
     return f"{icon} {state.state}"
 
@@ -49,7 +51,7 @@ def policy_decision(plan: Plan, states: dict[str, JobState]) -> PolicyDecision:
 
     def problems(backends: list[str]) -> list[str]:
         return [f"{s.name} {s.state}" + (f" ({s.failure_class})" if s.failure_class else "")
-                for s in states.values() if s.backend in backends and s.state != "COMPLETED"]
+                for s in states.values() if s.backend in backends and s.state != State.COMPLETED]
 
     required, optional = problems(plan.required_backends), problems(plan.optional_backends)
     required += [f"required parity {row.check}: {row.metric} "
@@ -62,7 +64,7 @@ def policy_decision(plan: Plan, states: dict[str, JobState]) -> PolicyDecision:
     if not optional:
         return PolicyDecision(True, f"{plan.policy_id}: all backends passed {req + ''.join(f' + {b}' for b in plan.optional_backends)}"
                                     "; proceeding with full evidence.")
-    deferred = sorted({s.backend for s in states.values() if s.backend in plan.optional_backends and s.state != "COMPLETED"})
+    deferred = sorted({s.backend for s in states.values() if s.backend in plan.optional_backends and s.state != State.COMPLETED})
     evidence = "+".join(plan.required_backends)
     return PolicyDecision(True, f"{plan.policy_id}: required backends {req} passed; proceeding with {evidence}-only "
                                 f"evidence; {', '.join(deferred)} deferred ({'; '.join(optional)}).")
@@ -156,7 +158,7 @@ def _blockers_section(plan: Plan, states: dict[str, JobState], base: Path) -> li
         state = states[name]
         attempts = state.attempts or []
         for attempt in attempts:
-            if attempt.state != "FAILED":
+            if attempt.state != State.FAILED:
                 continue
             key = (state.signature or attempt.failure_class or "?",
                    "" if state.signature else (attempt.failure_line or ""))
@@ -191,7 +193,7 @@ def _parity_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
 def _loss_section(plan: Plan, states: dict[str, JobState], base: Path) -> list[str]:
     curves: dict[str, list[float]] = {}
     for name, job in plan.jobs.items():
-        if job.stage != "train" or states[name].state != "COMPLETED":
+        if job.stage != "train" or states[name].state != State.COMPLETED:
             continue
         metrics_file = Path(job.report_dir) / "analysis" / f"{job.slug}.metrics.json"
         if not metrics_file.exists():

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ptycho_batch.journal.store import JobState
+from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.campaign.spec import ParityCheck
 
 
@@ -52,7 +52,7 @@ def tolerance_text(rel: float | None, abs_: float | None) -> str:
 def evaluate(check: ParityCheck, states: dict[str, JobState]) -> list[ParityRow]:
     left_job, right_job = check.between
     left, right = states.get(left_job), states.get(right_job)
-    both_done = left is not None and right is not None and left.state == right.state == "COMPLETED"
+    both_done = left is not None and right is not None and left.state == right.state == State.COMPLETED
     rows = []
     for metric in check.metrics:
         a = left.metrics.get(metric) if left else None

@@ -1,19 +1,22 @@
 """The dashboard's state machine: which row is selected, which groups are open, what a key does, one frame.
 
-It reads only the journal (through JournalCache) and acts only through `cancel_jobs`, so it works the
+It reads only the journal (through JournalCache) and acts only through its executor's `cancel`, so it works the
 same for the local and the SLURM executor.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from rich.console import Group, RenderableType
 
-from ptycho_batch.executors.cancel import cancel_jobs
+from ptycho_batch.executors.registry import executor_of
+from ptycho_batch.journal.reader import JournalCache
 from ptycho_batch.journal.store import Run
-from ptycho_batch.tui.cache import JournalCache, LogDigests
-from ptycho_batch.tui.logs import log_path, tail_lines
+from ptycho_batch.node.logtail import tail_lines
+from ptycho_batch.tui.cache import LogDigests
+from ptycho_batch.tui.logs import log_path
 from ptycho_batch.tui.render import blocker_height, blockers_panel, footer, header, job_table, log_view, policy_line
 from ptycho_batch.tui.rows import Row, build_rows, job_groups, scroll
 
@@ -26,8 +29,8 @@ HEADER_LINES, TABLE_HEAD_LINES, BLOCKERS_SHOWN = 3, 2, 5
 class Dashboard:
     """One viewer's state over one run; `handle(key)` changes it, `frame(w, h)` draws it."""
 
-    def __init__(self, run: Run) -> None:
-        self.cache = JournalCache(run)
+    def __init__(self, run: Run, refresh: Callable[[Run], None] | None = None) -> None:
+        self.cache = JournalCache(run, refresh=refresh)
         self.digests = LogDigests(self.cache.plan)
         self.groups = job_groups(self.cache.plan)
         self.expanded: set[str] = set()
@@ -95,7 +98,7 @@ class Dashboard:
         if not yes:
             self.message = "not cancelled"
             return
-        names = cancel_jobs(self.cache.run, self.cache.plan, self._unfinished())
+        names = executor_of(self.cache.run).cancel(self.cache.run, self._unfinished())
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
         self.message = f"cancel requested: {', '.join(names[:3])}{more}"
 

@@ -1,183 +1,24 @@
-"""What the viewer knows of a run: the journal read incrementally, and digests of the visible jobs' logs.
-
-A campaign of 10,000 jobs must not cost 10,000 JSON parses a second: each poll stats the state files
-and re-reads only those whose mtime or size changed. Logs are read only for the rows on screen, and
-only when they grew.
-"""
+"""Digests of the visible jobs' logs: read only for the rows on screen, and only when they grew."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import time
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ptycho_batch.campaign.plan import Plan
-from ptycho_batch.journal.store import JobState, Run, lock_held, read_owner
+from ptycho_batch.journal.reader import Stamp, file_stamp
+from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.node.logtail import read_tail
 from ptycho_batch.node.observe import extract_metrics
-from ptycho_batch.tui.logs import log_path, read_tail
-
-_Stamp = tuple[int, int]
-T = TypeVar("T")
-
-
-def _stamp(path: str) -> _Stamp | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_mtime_ns, info.st_size
-
-
-FINAL_SWEEP = 10  # a final job's state file is re-checked on one poll in this many (a full read on `r`)
-
-
-class JournalCache:
-    """A run's plan and job states; `poll()` picks up what changed since the last poll."""
-
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.plan = Plan.model_validate_json((run.dir / "plan.json").read_text())
-        self.states: dict[str, JobState] = {
-            name: JobState(name=name, backend=job.backend, stage=job.stage, log=job.log)
-            for name, job in self.plan.jobs.items()}
-        self.info: dict[str, Any] = {}
-        self.submit_alive = False
-        self.version = 0  # bumped whenever a state changed, so views can cache per version
-        self.started = _run_started(run)
-        self._seen: dict[str, _Stamp] = {}
-        self._jobs_dir = str(run.dir / "jobs")
-        self._folders: list[str] = []
-        self._folders_stamp: _Stamp | None = None
-        self._final: set[str] = set()
-        self._final_order: list[str] = []
-        self._polls = 0
-        self._memo: dict[str, tuple[int, Any]] = {}
-        self.base_version: dict[str, int] = {}  # campaign job -> version when one of its cells last changed
-
-    def poll(self, full: bool = False) -> list[JobState]:
-        """Re-read the state files that changed; return the states that did.
-
-        Unfinished jobs are checked on every poll, final ones (which rarely change again) in turns,
-        so that an idle poll of a 10,000-job run stats a few hundred files, not 10,000.
-        """
-        self._polls += 1
-        changed: list[JobState] = []
-        for slug in self._due(full):
-            path = f"{self._jobs_dir}/{slug}/state.json"
-            stamp = _stamp(path)
-            if stamp is None or self._seen.get(slug) == stamp:
-                continue
-            try:
-                state = JobState.model_validate_json(Path(path).read_bytes())
-            except (OSError, ValueError):
-                continue  # replaced while reading: the next poll sees the new file
-            self._seen[slug] = stamp
-            self.states[state.name] = state
-            changed.append(state)
-            (self._final.add if state.final else self._final.discard)(slug)
-        if changed:
-            self.version += 1
-            self._final_order = list(self._final)
-            for state in changed:
-                job = self.plan.jobs.get(state.name)
-                if job is not None:
-                    self.base_version[job.base] = self.version
-        self._poll_info()
-        return changed
-
-    def _due(self, full: bool) -> list[str]:
-        stamp = _stamp(self._jobs_dir)
-        if stamp != self._folders_stamp:  # a new job folder changes the folder's mtime
-            try:
-                with os.scandir(self._jobs_dir) as entries:
-                    self._folders = [entry.name for entry in entries]
-                self._folders_stamp = stamp
-            except FileNotFoundError:
-                self._folders = []
-        if full:
-            return self._folders
-        turn = self._polls % FINAL_SWEEP
-        return [slug for slug in self._folders if slug not in self._final] + self._final_order[turn::FINAL_SWEEP]
-
-    def _poll_info(self) -> None:
-        stamp = _stamp(str(self.run.dir / "run.json"))
-        if stamp is not None and self._seen.get("/run.json") != stamp:
-            try:
-                self.info = json.loads((self.run.dir / "run.json").read_text())
-                self._seen["/run.json"] = stamp
-            except (OSError, ValueError):
-                pass
-        self.submit_alive = lock_held(self.run.campaign_dir) and self._owner_is_this_run()
-
-    def _owner_is_this_run(self) -> bool:
-        return read_owner(self.run.campaign_dir).get("run_id") == self.run.id
-
-    def memo(self, key: str, version: int, compute: Callable[[], T]) -> T:
-        """`compute()`, remembered while `version` stays the same (frames between changes reuse it)."""
-        remembered, value = self._memo.get(key, (-1, None))
-        if remembered != version:
-            value = compute()
-            self._memo[key] = (version, value)
-        return value
-
-    def per_version(self, key: str, compute: Callable[[], T]) -> T:
-        return self.memo(key, self.version, compute)
-
-    def backend_counts(self) -> Counter[tuple[str, str]]:
-        """(backend, state) -> jobs."""
-        return self.per_version("backend_counts", lambda: Counter((s.backend, s.state) for s in self.states.values()))
-
-    def counts(self) -> Counter[str]:
-        def by_state() -> Counter[str]:
-            counts: Counter[str] = Counter()
-            for (_, state), count in self.backend_counts().items():
-                counts[state] += count
-            return counts
-
-        return self.per_version("counts", by_state)
-
-    @property
-    def all_final(self) -> bool:
-        counts = self.counts()
-        return not counts.get("PENDING") and not counts.get("RUNNING")
-
-    def settled(self) -> bool:
-        """No state of this run will change any more: every job is final, or no one is left to move them."""
-        if self.all_final:
-            return True
-        return not self.submit_alive and self.info.get("executor") == "local"
-
-    def elapsed(self) -> float:
-        """Seconds since the run started; up to its last job's end once every job is final."""
-        if self.all_final:
-            last_end = self.per_version("last_end", lambda: max(
-                (s.ended for s in self.states.values() if s.ended is not None), default=None))
-            if last_end is not None:
-                return last_end - self.started
-        return time.time() - self.started
-
-
-def _run_started(run: Run) -> float:
-    """Run ids begin with their UTC start stamp (`20261126T062317Z-ab12`, or with milliseconds)."""
-    match = re.match(r"(\d{8}T\d{6})(\.\d+)?Z", run.id)
-    if match is None:
-        return (run.dir / "plan.json").stat().st_mtime
-    moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
-    return moment.timestamp() + float(match.group(2) or 0)
+from ptycho_batch.tui.logs import log_path
 
 
 @dataclass
 class LogDigest:
     """The last line of a log and the metrics its tail shows (for jobs still running)."""
 
-    stamp: _Stamp | None = None
+    stamp: Stamp | None = None
     last_line: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -192,7 +33,7 @@ class LogDigests:
     def get(self, state: JobState) -> LogDigest:
         path = str(log_path(self.plan, state))
         digest = self._digests.setdefault(path, LogDigest())
-        stamp = _stamp(path)
+        stamp = file_stamp(path)
         if stamp is not None and stamp != digest.stamp:
             text = read_tail(Path(path))
             lines = [line for line in text.splitlines() if line.strip()]
@@ -205,4 +46,4 @@ class LogDigests:
         """Recorded metrics once the job concluded; the ones its log shows so far while it runs."""
         if state.metrics or state.final:
             return state.metrics
-        return self.get(state).metrics if state.state == "RUNNING" else {}
+        return self.get(state).metrics if state.state == State.RUNNING else {}

@@ -1,6 +1,5 @@
-"""`ptybatch logs RUN JOB [-f]`: print or follow one job's log, and the tail readers the TUI shares.
+"""`ptybatch logs RUN JOB [-f]`: print or follow one job's log.
 
-Logs can be gigabytes (Keras progress bars), so tails are read from the end of the file, never whole.
 Following switches to the next attempt's log when a job is retried, and stops once the job is final
 and its log has stopped growing.
 """
@@ -9,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,31 +15,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ptycho_batch.campaign.plan import Plan
-from ptycho_batch.journal.store import JobState, Run
-from ptycho_batch.node.observe import clean_text
+from ptycho_batch.journal.records import JobState
+from ptycho_batch.journal.store import Run, planned_state
 from ptycho_batch.util.errors import SpecError
-
-TAIL_BYTES = 64 * 1024
-
-
-def read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> str:
-    """The last `max_bytes` of a log as a terminal would show them (empty when there is no log yet)."""
-    try:
-        with open(path, "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read(max_bytes)
-    except OSError:
-        return ""
-    if len(data) == max_bytes and size > max_bytes:
-        data = data.split(b"\n", 1)[-1]  # drop the cut-off first line
-    return clean_text(data.decode(errors="replace"))
-
-
-def tail_lines(path: Path, count: int) -> list[str]:
-    """The last `count` lines of a log, blank trailing lines removed."""
-    lines = read_tail(path).rstrip("\n").splitlines()
-    return lines[-count:] if count > 0 else []
 
 
 def find_job(plan: Plan, token: str) -> str:
@@ -95,16 +71,17 @@ def _copy_from(path: Path, offset: int, out: BinaryIO) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from ptycho_batch.journal.locate import load_run, locate_run
+    from ptycho_batch.executors.registry import load_run, refresh
+    from ptycho_batch.journal.locate import locate_run
 
     run = locate_run(args.target, args.out)
-    plan, states = load_run(run)
+    plan, states = run.plan, load_run(run)
     name = find_job(plan, args.job)
     path = log_path(plan, states[name])
     out = sys.stdout.buffer
     if args.follow:
         try:
-            follow(lambda: _current_state(run, plan, name), plan, out)
+            follow(lambda: _current_state(run, name, refresh), plan, out)
         except KeyboardInterrupt:
             return 130
         return 0
@@ -116,9 +93,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _current_state(run: Run, plan: Plan, name: str) -> JobState:
-    job = plan.jobs[name]
-    return run.read_state(job.slug) or JobState(name=name, backend=job.backend, stage=job.stage)
+def _current_state(run: Run, name: str, refresh: Callable[[Run], None]) -> JobState:
+    """The job's state through the executor's refresh (the same truth `status` and `watch` see)."""
+    refresh(run)
+    job = run.plan.jobs[name]
+    return run.read_state(job.slug) or planned_state(job)
 
 
 def add_logs_parser(commands: argparse._SubParsersAction) -> None:

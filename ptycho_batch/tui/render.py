@@ -22,16 +22,18 @@ from rich.table import Table
 from rich.text import Text
 
 from ptycho_batch.campaign.plan import Plan
-from ptycho_batch.cli.views import STATE_STYLE
-from ptycho_batch.journal.store import JobState
+from ptycho_batch.journal.reader import JournalCache
+from ptycho_batch.journal.records import UNSUCCESSFUL, JobState, State
 from ptycho_batch.reports.inventory import policy_decision
-from ptycho_batch.tui.cache import JournalCache, LogDigests
+from ptycho_batch.tui.cache import LogDigests
 from ptycho_batch.tui.rows import Row
 
-STATE_SYMBOL = {"PENDING": "·", "RUNNING": "▶", "COMPLETED": "✔", "FAILED": "✘", "SKIPPED": "↷",
-                "CANCELLED": "⊘"}
-STATE_ORDER = ("RUNNING", "FAILED", "CANCELLED", "SKIPPED", "PENDING", "COMPLETED")  # counts, most urgent first
-BAD_STATES = frozenset({"FAILED", "CANCELLED", "SKIPPED"})
+STATE_STYLE = {State.COMPLETED: "green", State.FAILED: "bold red", State.SKIPPED: "yellow",
+               State.CANCELLED: "magenta", State.LOST: "bold red", State.RUNNING: "cyan", State.PENDING: "dim"}
+STATE_SYMBOL = {State.PENDING: "·", State.RUNNING: "▶", State.COMPLETED: "✔", State.FAILED: "✘",
+                State.SKIPPED: "↷", State.CANCELLED: "⊘", State.LOST: "?"}
+STATE_ORDER = (State.RUNNING, State.FAILED, State.LOST, State.CANCELLED, State.SKIPPED, State.PENDING,
+               State.COMPLETED)  # counts, most urgent first
 _DIGEST_SUFFIXES = (".sha1", ".sha256", ".md5")
 
 
@@ -58,11 +60,11 @@ def fmt_metrics(metrics: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def state_text(state: str) -> Text:
+def state_text(state: State) -> Text:
     return Text(f"{STATE_SYMBOL.get(state, '?')} {state}", style=STATE_STYLE.get(state, ""))
 
 
-def counts_text(counts: Counter[str]) -> Text:
+def counts_text(counts: Counter[State]) -> Text:
     text = Text()
     for state in STATE_ORDER:
         if counts.get(state):
@@ -70,10 +72,10 @@ def counts_text(counts: Counter[str]) -> Text:
     return text
 
 
-def header(cache: JournalCache, counts: Counter[str]) -> RenderableType:
+def header(cache: JournalCache, counts: Counter[State]) -> RenderableType:
     plan, info = cache.plan, cache.info
     total = len(plan.jobs)
-    done = sum(count for state, count in counts.items() if state not in ("PENDING", "RUNNING"))
+    done = sum(count for state, count in counts.items() if state not in (State.PENDING, State.RUNNING))
     submit = Text("submit running", style="green") if cache.submit_alive else Text("no submit running", style="dim")
     title = Text.assemble((plan.title, "bold"), f"  campaign {plan.campaign} · run {cache.run.id} · executor ",
                           (str(info.get("executor", "?")), "bold"), " · ", submit,
@@ -102,7 +104,7 @@ def _where(state: JobState) -> str:
 class GroupSummary:
     """What a collapsed matrix row shows, computed once per journal change, not once per frame."""
 
-    counts: Counter[str]
+    counts: Counter[State]
     running: int
     first_start: float | None
     last_end: float | None
@@ -110,7 +112,7 @@ class GroupSummary:
 
     @classmethod
     def of(cls, members: Sequence[JobState]) -> GroupSummary:
-        counts: Counter[str] = Counter()
+        counts: Counter[State] = Counter()
         first_start = last_end = None
         latest: JobState | None = None
         for state in members:  # one pass: a matrix job can have thousands of cells
@@ -119,9 +121,9 @@ class GroupSummary:
                 first_start = state.started
             if state.ended is not None and (last_end is None or state.ended > last_end):
                 last_end = state.ended
-            if state.state == "RUNNING" and (latest is None or state.updated > latest.updated):
+            if state.state == State.RUNNING and (latest is None or state.updated > latest.updated):
                 latest = state
-        return cls(counts, counts["RUNNING"], first_start, last_end, latest)
+        return cls(counts, counts[State.RUNNING], first_start, last_end, latest)
 
     def span(self) -> float | None:
         if self.first_start is None:
@@ -151,7 +153,7 @@ def _job_cells(row: Row, cache: JournalCache, digests: LogDigests) -> list[Rende
     state = cache.states[row.key]
     job = cache.plan.jobs[row.key]
     name = "  " + row.key[len(job.base):] if row.child else row.key
-    says_why = state.state in ("PENDING", "SKIPPED", "CANCELLED") and state.reason
+    says_why = state.state in (State.PENDING, State.SKIPPED, State.CANCELLED) and state.reason
     last_line = (state.reason or "") if says_why else digests.get(state).last_line
     return [Text(name), job.backend, job.stage, state_text(state.state), str(state.attempt or ""),
             _where(state), fmt_duration(state.duration), Text(last_line, style="dim"),
@@ -171,7 +173,7 @@ def _group_cells(row: Row, cache: JournalCache, digests: LogDigests, open_: bool
 
 def blockers_panel(states: Iterable[JobState], limit: int) -> Panel | None:
     """Each failed job's failure class and the line that shows it, newest first; None when all is well."""
-    failed = sorted((s for s in states if s.state == "FAILED" or s.red_note), key=lambda s: -(s.ended or 0))
+    failed = sorted((s for s in states if s.state == State.FAILED or s.red_note), key=lambda s: -(s.ended or 0))
     if not failed:
         return None
     grid = Table.grid(padding=(0, 1))
@@ -194,7 +196,8 @@ def blocker_height(panel: Panel | None) -> int:
     return (grid.row_count if isinstance(grid, Table) else 1) + 2
 
 
-def policy_line(plan: Plan, states: dict[str, JobState], counts: Counter[tuple[str, str]], settled: bool) -> Text:
+def policy_line(plan: Plan, states: dict[str, JobState], counts: Counter[tuple[str, State]],
+                settled: bool) -> Text:
     """Whether the required backends are on track (from per-backend counts); the report's verdict once settled."""
     if settled:
         decision = policy_decision(plan, states)
@@ -202,13 +205,13 @@ def policy_line(plan: Plan, states: dict[str, JobState], counts: Counter[tuple[s
         return _line(mark + decision.text, style)
     required, optional = set(plan.required_backends), set(plan.optional_backends)
     total = sum(n for (backend, _), n in counts.items() if backend in required)
-    completed = sum(n for (backend, state), n in counts.items() if backend in required and state == "COMPLETED")
-    off_track = sum(n for (backend, state), n in counts.items() if backend in required and state in BAD_STATES)
-    optional_bad = sum(n for (backend, state), n in counts.items() if backend in optional and state in BAD_STATES)
+    completed = sum(n for (backend, state), n in counts.items() if backend in required and state == State.COMPLETED)
+    off_track = sum(n for (backend, state), n in counts.items() if backend in required and state in UNSUCCESSFUL)
+    optional_bad = sum(n for (backend, state), n in counts.items() if backend in optional and state in UNSUCCESSFUL)
     names = "[" + ", ".join(plan.required_backends) + "]"
     deferred = f"; optional backends: {optional_bad} not passing (deferred, never fatal)" if optional_bad else ""
     if off_track:
-        first = islice((s for s in states.values() if s.backend in required and s.state in BAD_STATES), 3)
+        first = islice((s for s in states.values() if s.backend in required and s.state in UNSUCCESSFUL), 3)
         shown = "; ".join(f"{s.name} {s.state}" for s in first) + (" …" if off_track > 3 else "")
         return _line(f"✘ {plan.policy_id}: required backends {names} off track: {shown}{deferred}", "bold red")
     return _line(f"▶ {plan.policy_id}: required backends {names} on track: {completed}/{total} completed{deferred}",

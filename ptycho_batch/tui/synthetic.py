@@ -11,9 +11,13 @@ from pathlib import Path
 
 from ptycho_batch.campaign.plan import Plan, PlannedJob, slugify
 from ptycho_batch.campaign.spec import Resources
-from ptycho_batch.journal.store import JobState, Run, create_run, utc_stamp, write_atomic
+from ptycho_batch.journal.layout import utc_stamp
+from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.journal.store import Run, create_run
+from ptycho_batch.util.fsio import write_atomic
 
-STATE_CYCLE = ("COMPLETED", "RUNNING", "COMPLETED", "FAILED", "PENDING", "SKIPPED", "CANCELLED", "RUNNING")
+STATE_CYCLE = (State.COMPLETED, State.RUNNING, State.COMPLETED, State.FAILED, State.PENDING, State.SKIPPED,
+               State.CANCELLED, State.RUNNING)
 OBSERVE = {"patch_stats": r"Patch stats: mean=(?P<mean>\S+), std=(?P<std>\S+)",
            "intensity_scale": r"intensity_scale from bundle: (\S+)", "loss": r"loss=(\S+)"}
 XLA_LINE = "XlaRuntimeError: INTERNAL: ptxas exited with non-zero exit code 65280"
@@ -35,7 +39,7 @@ def synthetic_run(root: Path, bases: dict[str, int], *, executor: str = "slurm",
     run.update_info(run_id=run.id, campaign=plan.campaign, executor=executor, pid=0)
     for index, job in enumerate(jobs.values()):
         state = STATE_CYCLE[index % len(STATE_CYCLE)]
-        if state != "PENDING":
+        if state != State.PENDING:
             run.write_state(job.slug, _job_state(job, state, index, now, executor))
     return run
 
@@ -62,29 +66,29 @@ def _stage(base: str, number: int) -> str:
     return next((stage for stage in ("simulate", *stages) if stage in base), stages[number % 3])
 
 
-def _job_state(job: PlannedJob, state: str, index: int, now: float, executor: str) -> JobState:
+def _job_state(job: PlannedJob, state: State, index: int, now: float, executor: str) -> JobState:
     started = now - 30.0 - (index % 97) * 7.0
     record = JobState(name=job.name, state=state, backend=job.backend, stage=job.stage, attempt=1 + (index % 11 == 3),
-                      started=None if state == "SKIPPED" else started, log=job.log)
-    if state == "SKIPPED":
+                      started=None if state == State.SKIPPED else started, log=job.log)
+    if state == State.SKIPPED:
         record.reason = "upstream train FAILED (xla)"
     else:
-        if state != "RUNNING":
+        if state != State.RUNNING:
             record.ended = started + 20.0 + index % 13
         if executor == "slurm":
             record.slurm_job_id, record.host = str(81000 + index), f"gpu{index % 4 + 1:02d}"
         else:
             record.pid = 20000 + index
         _write_log(Path(job.log), index, state)
-    if state == "COMPLETED":
+    if state == State.COMPLETED:
         record.metrics = {"patch_stats.mean": 0.5 + index % 7 / 100, "patch_stats.std": 0.1,
                           "intensity_scale": 9.882118, "loss": 1e-3 * (1 + index % 5)}
-    if state == "FAILED":
+    if state == State.FAILED:
         record.failure_class = "xla" if index % 2 else "oom"
         record.failure_line = (XLA_LINE if index % 2 else "torch.OutOfMemoryError: CUDA out of memory. "
                                                           "Tried to allocate 2.00 GiB")
         record.red_note = str(Path(job.report_dir) / "red" / f"blocked_{utc_stamp(now)}_{job.slug}.md")
-    if state == "CANCELLED":
+    if state == State.CANCELLED:
         record.reason = "cancelled by the user"
     return record
 
@@ -93,6 +97,6 @@ def _write_log(path: Path, index: int, state: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["Loaded intensity_scale from bundle: 9.882118", "Patch stats: mean=0.5, std=0.1"]
     lines += [f"epoch {epoch}/50 loss={0.1 / epoch:.5f}" for epoch in range(1, 4 + index % 20)]
-    if state == "FAILED":
+    if state == State.FAILED:
         lines.append(XLA_LINE)
     path.write_text("\n".join(lines) + "\n")

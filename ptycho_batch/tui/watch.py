@@ -2,8 +2,9 @@
 
 On a terminal: a rich Live dashboard in the alternate screen, keys read in cbreak mode (see tui_app for
 what they do). Elsewhere (CI logs, pipes): one plain line per state change, no control codes, and the
-policy verdict as exit code once the run is settled. The viewer never starts, polls or talks to a
-scheduler: the executor (or the SLURM poller) keeps the journal fresh for every viewer at once.
+policy verdict as exit code once the run is settled. Every poll goes through the executor's one refresh
+path (a liveness check of the local supervisor, or the shared once-per-interval sacct for SLURM), so the
+dashboard, `status` and `submit` always show the same truth.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import TextIO
 from rich.console import Console
 from rich.live import Live
 
-from ptycho_batch.journal.store import JobState, Run
+from ptycho_batch.executors.registry import refresh
+from ptycho_batch.journal.reader import JournalCache
+from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.journal.store import Run
 from ptycho_batch.reports.inventory import policy_decision
 from ptycho_batch.tui.app import Dashboard
-from ptycho_batch.tui.cache import JournalCache
 from ptycho_batch.tui.logs import add_logs_parser, cmd_logs
 from ptycho_batch.tui.term import cbreak
 from ptycho_batch.util.progress import spinner
@@ -44,7 +47,7 @@ def watch_run(run: Run, stop: threading.Event | None = None, interval: float = 1
     console = console or Console()
     if not console.is_terminal:
         return watch_plain(run, stop, interval, sys.stdout)
-    dashboard = Dashboard(run)
+    dashboard = Dashboard(run, refresh=refresh)
     with spinner(f"reading the journal of {len(dashboard.cache.plan.jobs)} jobs") \
             if len(dashboard.cache.plan.jobs) >= BIG_JOURNAL else nullcontext():
         dashboard.cache.poll()
@@ -69,13 +72,13 @@ def watch_run(run: Run, stop: threading.Event | None = None, interval: float = 1
 
 def state_line(state: JobState) -> str:
     """`[ptybatch] job: STATE (detail)`, the same line `submit` prints."""
-    detail = state.failure_class or state.reason if state.state != "RUNNING" else None
+    detail = state.failure_class or state.reason if state.state != State.RUNNING else None
     return f"[ptybatch] {state.name}: {state.state}" + (f" ({detail})" if detail else "")
 
 
 def watch_plain(run: Run, stop: threading.Event, interval: float, out: TextIO) -> int:
     """One line per state change until the run is settled (or `stop`); the exit code of the policy."""
-    cache = JournalCache(run)
+    cache = JournalCache(run, refresh=refresh)
     changed = cache.poll()
     counts = Counter(s.state for s in cache.states.values())
     print(f"[ptybatch] watching run {run.id} of {cache.plan.campaign}: {len(cache.states)} jobs ("

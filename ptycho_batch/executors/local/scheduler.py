@@ -1,129 +1,118 @@
-"""The local executor: the embedded default when there is no cluster.
+"""The DAG on this machine: up to N jobs at once, dependencies first, inside the run supervisor.
 
-Runs the DAG on this machine with up to N jobs at once (threads that each wait on one child process).
-When GPUs are visible, each job holds one GPU, pinned through CUDA_VISIBLE_DEVICES. Ctrl-C (or SIGTERM)
-stops every job's process group and records CANCELLED; a job whose upstream failed ends SKIPPED.
+Each running job is a thread waiting on one child process (the job runner's). When GPUs are visible each
+job holds one, pinned through CUDA_VISIBLE_DEVICES. A job whose upstream did not complete ends SKIPPED;
+a cancel request (a marker file any process may write) stops a running job's process group and keeps a
+waiting one from starting; SIGTERM to the supervisor cancels everything.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from ptycho_batch.campaign.plan import Plan, PlannedJob, cache_key, cache_parts
-from ptycho_batch.engine.decisions import upstream_digests
-from ptycho_batch.journal.store import JobState, Run
-from ptycho_batch.node.gpus import visible_gpus
-from ptycho_batch.node.runner import ProcessRegistry, run_job
+from ptycho_batch.campaign.plan import Plan, PlannedJob
+from ptycho_batch.executors.outcomes import skip_reason
+from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.journal.store import Run
+from ptycho_batch.node.process import ProcessRegistry
+from ptycho_batch.node.runner import run_job
 from ptycho_batch.runtimes.base import Runtime
 
-
-def skip_reason(job: PlannedJob, states: dict[str, JobState]) -> str | None:
-    """Why `job` cannot run because of its upstream, or None when every need completed."""
-    for need in job.needs:
-        upstream = states[need]
-        if upstream.state != "COMPLETED":
-            detail = f" ({upstream.failure_class})" if upstream.failure_class else ""
-            return f"upstream {need} {upstream.state}{detail}"
-    return None
+CANCEL_CHECK_S = 0.5   # how often running jobs' cancel markers are looked at
 
 
-class LocalExecutor:
-    name = "local"
+class Scheduler:
+    """Runs every non-final job of a run to a final state."""
 
-    def __init__(self, max_jobs: int | None = None) -> None:
-        self.gpus = visible_gpus()
-        self.max_jobs = max_jobs or (len(self.gpus) if self.gpus else (os.cpu_count() or 1))
+    def __init__(self, plan: Plan, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState],
+                 max_jobs: int, gpus: list[str]) -> None:
+        self.plan, self.run, self.runtimes, self.states = plan, run, runtimes, states
+        self.max_jobs = max_jobs
+        self.gpus, self.free_gpus = gpus, list(gpus)
         self.registry = ProcessRegistry()
-
-    def execute(self, plan: Plan, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState],
-                on_change: Callable[[JobState], None] = lambda s: None) -> dict[str, JobState]:
-        """Run every non-final job of `states` to a final state, dependencies first."""
-        free_gpus = list(self.gpus)
-        running: dict[Future[JobState], tuple[PlannedJob, str | None]] = {}
-        waiting = {name: {n for n in job.needs if not states[n].final}
-                   for name, job in plan.jobs.items() if not states[name].final}
-        dependents: dict[str, list[str]] = {}
-        for name in waiting:
+        self.running: dict[Future[JobState], tuple[PlannedJob, str | None]] = {}
+        self.waiting = {name: {n for n in job.needs if not states[n].final}
+                        for name, job in plan.jobs.items() if not states[name].final}
+        self.dependents: dict[str, list[str]] = {}
+        for name in self.waiting:
             for need in plan.jobs[name].needs:
-                dependents.setdefault(need, []).append(name)
-        ready = deque(name for name, needs in waiting.items() if not needs)
-        unfinished = set(waiting)
+                self.dependents.setdefault(need, []).append(name)
+        self.ready = deque(name for name, needs in self.waiting.items() if not needs)
+        self.unfinished = set(self.waiting)
 
-        def finished(name: str) -> None:
-            unfinished.discard(name)
-            for dependent in dependents.get(name, ()):
-                waiting[dependent].discard(name)
-                if not waiting[dependent]:
-                    ready.append(dependent)
-
+    def execute(self) -> dict[str, JobState]:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         pool = ThreadPoolExecutor(max_workers=self.max_jobs, thread_name_prefix="ptybatch-job")
         try:
-            while unfinished:
-                while ready and len(running) < self.max_jobs:
-                    job = plan.jobs[ready[0]]
-                    needs_gpu = bool(self.gpus and job.gpus)
-                    if needs_gpu and not free_gpus:
-                        break
-                    ready.popleft()
-                    reason = skip_reason(job, states)
-                    if reason or run.cancel_requested(job.slug):
-                        final = "SKIPPED" if reason else "CANCELLED"
-                        self._finish(run, job, states, final, reason or "cancelled before it started", on_change)
-                        finished(job.name)
-                        continue
-                    gpu = free_gpus.pop(0) if needs_gpu else None
-                    state = self._prepare(job, runtimes[job.backend], states)
-                    on_change(state)
-                    pinned = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else None
-                    future = pool.submit(run_job, job, run, runtimes[job.backend], state,
-                                         pinned_env=pinned, registry=self.registry)
-                    running[future] = (job, gpu)
-                if not running:
+            while self.unfinished:
+                self._start_ready(pool)
+                if not self.running:
                     continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(self.running, timeout=CANCEL_CHECK_S, return_when=FIRST_COMPLETED)
                 for future in done:
-                    job, gpu = running.pop(future)
+                    job, gpu = self.running.pop(future)
                     if gpu is not None:
-                        free_gpus.append(gpu)
-                    states[job.name] = future.result()
-                    on_change(states[job.name])
-                    finished(job.name)
+                        self.free_gpus.append(gpu)
+                    self.states[job.name] = future.result()
+                    self._finished(job.name)
+                self._stop_cancelled()
         except KeyboardInterrupt:
-            self.registry.cancel_all()
-            for future, (job, _) in running.items():
-                states[job.name] = future.result()
-                unfinished.discard(job.name)
-                on_change(states[job.name])
-            for name in plan.jobs:
-                if name in unfinished:
-                    self._finish(run, plan.jobs[name], states, "CANCELLED", "cancelled before it started", on_change)
-            raise
+            self._cancel_everything()
         finally:
             pool.shutdown(wait=True)
             signal.signal(signal.SIGTERM, previous)
-        return states
+        return self.states
 
-    @staticmethod
-    def _prepare(job: PlannedJob, runtime: Runtime, states: dict[str, JobState]) -> JobState:
-        state = states[job.name]
-        state.state = "RUNNING"
-        state.cache_parts = cache_parts(job, runtime.identity(), upstream_digests(job, states))
-        state.cache_key = cache_key(state.cache_parts)
-        return state
+    def _start_ready(self, pool: ThreadPoolExecutor) -> None:
+        while self.ready and len(self.running) < self.max_jobs:
+            job = self.plan.jobs[self.ready[0]]
+            needs_gpu = bool(self.gpus and job.gpus)
+            if needs_gpu and not self.free_gpus:
+                return
+            self.ready.popleft()
+            reason = skip_reason(job, self.states)
+            if reason or self.run.cancel_requested(job.slug):
+                final = State.SKIPPED if reason else State.CANCELLED
+                self._record(job, final, reason or "cancelled before it started")
+                self._finished(job.name)
+                continue
+            gpu = self.free_gpus.pop(0) if needs_gpu else None
+            state = self.states[job.name]
+            state.state = State.RUNNING
+            pinned = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else None
+            future = pool.submit(run_job, job, self.run, self.runtimes[job.backend], state, self.states,
+                                 pinned_env=pinned, registry=self.registry)
+            self.running[future] = (job, gpu)
 
-    @staticmethod
-    def _finish(run: Run, job: PlannedJob, states: dict[str, JobState], final: str, reason: str,
-                on_change: Callable[[JobState], None]) -> None:
-        state = states[job.name]
-        state.state = final  # type: ignore[assignment]
-        state.reason = reason
-        run.write_state(job.slug, state)
-        on_change(state)
+    def _finished(self, name: str) -> None:
+        self.unfinished.discard(name)
+        for dependent in self.dependents.get(name, ()):
+            self.waiting[dependent].discard(name)
+            if not self.waiting[dependent]:
+                self.ready.append(dependent)
+
+    def _stop_cancelled(self) -> None:
+        """Running jobs someone asked to cancel: stop their groups (the runner records CANCELLED)."""
+        for job, _ in self.running.values():
+            pid = self.states[job.name].pid
+            if pid is not None and self.run.cancel_requested(job.slug):
+                self.registry.stop(pid)
+
+    def _cancel_everything(self) -> None:
+        self.registry.cancel_all()
+        for future, (job, _) in list(self.running.items()):
+            self.states[job.name] = future.result()
+            self.unfinished.discard(job.name)
+        for name in self.plan.jobs:
+            if name in self.unfinished:
+                self._record(self.plan.jobs[name], State.CANCELLED, "cancelled before it started")
+
+    def _record(self, job: PlannedJob, final: State, reason: str) -> None:
+        state = self.states[job.name]
+        state.state, state.reason = final, reason
+        self.run.write_state(job.slug, state)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -9,21 +9,19 @@ needs accounting and can wait forever on a job that died without a result.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import submitit
 
 from ptycho_batch.campaign.config import user_resources
 from ptycho_batch.campaign.plan import Plan, PlannedJob
 from ptycho_batch.campaign.spec import Resources
-from ptycho_batch.executors.slurm import cluster
+from ptycho_batch.executors.base import Finalize
+from ptycho_batch.executors.slurm import cluster, poll
 from ptycho_batch.executors.slurm.node import run_on_node
-from ptycho_batch.executors.slurm.poll import poll
-from ptycho_batch.journal.locate import load_run
-from ptycho_batch.journal.store import JobState, Run, list_runs
+from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.journal.store import Run, list_runs
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.util.progress import spinner
 
@@ -64,22 +62,39 @@ def slurm_parameters(job: PlannedJob, name: str, defaults: Resources) -> dict[st
 
 class SlurmExecutor:
     name = "slurm"
+    finalizes_itself = False
 
-    def __init__(self, *, detach: bool = False, poll_interval: float = 2.0, max_interval: float = 30.0) -> None:
-        self.detach = detach
-        self.poll_interval = poll_interval
-        self.max_interval = max_interval
+    def __init__(self) -> None:
         self.sbatch_calls = 0
 
-    def execute(self, plan: Plan, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState],
-                on_change: Callable[[JobState], None] = lambda s: None) -> dict[str, JobState]:
-        for runtime in {id(r): r for r in runtimes.values()}.values():
-            runtime.prepare()  # build venvs once here, not in every array task at once
-        with spinner(f"submitting {len(plan.jobs)} jobs to SLURM"):
-            self.submit_all(plan, run, states)
-        if self.detach:
-            return states
-        return self.follow(plan, run, on_change)
+    def launch(self, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState], lock: IO[str],
+               finalize: Finalize) -> None:
+        with spinner(f"submitting {len(run.plan.jobs)} jobs to SLURM"):
+            self.submit_all(run.plan, run, states)
+
+    def refresh(self, run: Run) -> None:
+        poll.refresh(run)
+
+    def cancel(self, run: Run, names: list[str]) -> list[str]:
+        """Record each cancel request, then scancel; the poller records CANCELLED (the marker says it was asked)."""
+        states = run.all_states()
+        affected = [n for n in (names or list(run.plan.jobs)) if not states[n].final]
+        for name in affected:
+            run.request_cancel(run.plan.jobs[name].slug)
+        ids = [i for n in affected if (i := states[n].slurm_job_id)]
+        if ids:
+            cluster.scancel(ids)
+        return affected
+
+    def active_run(self, campaign_dir: Path) -> Run | None:
+        return reattach_target(campaign_dir)
+
+    def describe_launch(self, run: Run) -> str:
+        return f"submitted {len(run.plan.jobs)} jobs in {self.sbatch_calls} sbatch call(s)"
+
+    def interrupt(self, run: Run) -> str:
+        return ("stopped following; the jobs keep running in SLURM "
+                "(`ptybatch status` / `watch` / `submit` again pick the run up)")
 
     def submit_all(self, plan: Plan, run: Run, states: dict[str, JobState]) -> None:
         """One sbatch per plain job and per array chunk, in dependency order."""
@@ -114,7 +129,7 @@ class SlurmExecutor:
                     ids.append(chunk[0].job_id.split("_")[0])
             for job_key, handle in zip(names, submitted):
                 state = states[job_key]
-                state.state, state.slurm_job_id, state.reason = "PENDING", handle.job_id, "submitted"
+                state.state, state.slurm_job_id, state.reason = State.PENDING, handle.job_id, "submitted"
                 run.write_state(plan.jobs[job_key].slug, state)
             array_ids[base] = ids or [submitted[0].job_id]
         run.update_info(slurm_job_name=name, sbatch_calls=self.sbatch_calls)
@@ -128,33 +143,14 @@ class SlurmExecutor:
         state = states[need]
         return [] if state.final or not state.slurm_job_id else [state.slurm_job_id]
 
-    def follow(self, plan: Plan, run: Run, on_change: Callable[[JobState], None]) -> dict[str, JobState]:
-        """Poll until every job is final; back off while nothing changes. Ctrl-C stops following only."""
-        seen: dict[str, tuple[str, str | None]] = {}
-        interval = self.poll_interval
-        while True:
-            states = poll(run, plan, min_interval=0, force=True)
-            changed = False
-            for name in plan.jobs:
-                state = states.get(name)
-                if state is not None and seen.get(name) != (state.state, state.reason):
-                    seen[name] = (state.state, state.reason)
-                    on_change(state)
-                    changed = True
-            if all(name in states and states[name].final for name in plan.jobs):
-                return states
-            interval = self.poll_interval if changed else min(interval * 1.5, self.max_interval)
-            time.sleep(interval)
-
 
 def reattach_target(campaign_dir: Path) -> Run | None:
     """The newest SLURM run of a campaign that still has unfinished jobs (a new submit follows it)."""
     for run in reversed(list_runs(campaign_dir)):
         if run.info().get("executor") != "slurm":
             continue
-        plan, _ = load_run(run)
-        states = poll(run, plan)
-        if any(name not in states or not states[name].final for name in plan.jobs):
+        poll.refresh(run)
+        if any(not state.final for state in run.all_states().values()):
             return run
         return None
     return None

@@ -1,0 +1,61 @@
+"""Outcomes decided outside the job runner, in one place for every executor.
+
+The job runner records what it sees of its own job. Some outcomes are seen only from outside: an upstream
+failed (the job is SKIPPED), the scheduler killed or lost the job, the run supervisor died (LOST). Each is
+recorded here, with a red note for a failure, by whoever notices it first (the local scheduler, the SLURM
+poller, any reader that finds a dead supervisor).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ptycho_batch.campaign.plan import Plan, PlannedJob
+from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.journal.store import Run, planned_state
+from ptycho_batch.node.logtail import tail_lines
+from ptycho_batch.node.triage import TAIL_LINES, write_red_note
+
+
+def skip_reason(job: PlannedJob, states: dict[str, JobState]) -> str | None:
+    """Why `job` cannot run because of its upstream (a need that ended without completing), else None."""
+    for need in job.needs:
+        upstream = states.get(need)
+        if upstream is not None and upstream.final and upstream.state != State.COMPLETED:
+            detail = f" ({upstream.failure_class})" if upstream.failure_class else ""
+            return f"upstream {need} {upstream.state}{detail}"
+    return None
+
+
+def propagate_skips(run: Run, plan: Plan, states: dict[str, JobState]) -> list[JobState]:
+    """Record SKIPPED for every unfinished job downstream of an unsuccessful one; return those records.
+
+    The plan lists jobs in topological order, so a skip propagates downstream in one pass.
+    """
+    skipped: list[JobState] = []
+    for name, job in plan.jobs.items():
+        state = states.get(name) or planned_state(job)
+        if state.final:
+            continue
+        reason = skip_reason(job, states)
+        if reason is not None:
+            state.state, state.reason = State.SKIPPED, reason
+            run.write_state(job.slug, state)
+            states[name] = state
+            skipped.append(state)
+    return skipped
+
+
+def settle(run: Run, job: PlannedJob, state: JobState, final: State, failure_class: str, line: str,
+           *, runtime: str, note: bool = True) -> JobState:
+    """A final record for a job its runner could not finish itself, with a red note (`note`) unless it was
+    a cancel someone asked for."""
+    state.state = final
+    state.failure_class, state.failure_line = failure_class, line
+    state.ended = state.ended or time.time()
+    if note and (final != State.CANCELLED or not run.cancel_requested(job.slug)):  # an unasked-for cancel too
+        tail = tail_lines(Path(state.log or job.log), TAIL_LINES)
+        write_red_note(job, state, runtime=runtime, argv=job.argv, env_names=sorted(job.env), tail=tail)
+    run.write_state(job.slug, state)
+    return state

@@ -1,0 +1,75 @@
+"""Atomic writes and advisory locks: the only ways ptybatch writes a record or serialises writers.
+
+A record is written to a temporary file beside it and renamed over it, so readers see the old file or the
+new one, never half of one; on any failure (a full disk) the temporary file is removed and the error is
+raised as a `RecordError` naming the path. Locks are `fcntl.flock` on a file, released by the kernel on
+any death of the holder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from ptycho_batch.util.errors import RecordError
+
+
+def io_error(path: Path | str, error: OSError) -> RecordError:
+    """One line naming the path and what the system said (`No space left on device`)."""
+    return RecordError(f"{path}: cannot write: {error.strerror or error}")
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write via a temporary file and rename; the temporary file never outlives a failure."""
+    tmp = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    data = text.encode() if isinstance(text, str) else text
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as error:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise io_error(path, error) from None
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+@contextmanager
+def locked(path: Path, *, wait: bool = True) -> Iterator[IO[str] | None]:
+    """Hold an exclusive flock on `path` for the block; yields None (and holds nothing) when `wait` is
+    false and another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield None
+            return
+        yield handle
+    finally:
+        handle.close()
+
+
+def is_locked(path: Path) -> bool:
+    """Whether some live process holds the flock on `path` (tested without keeping it)."""
+    if not path.exists():
+        return False
+    with locked(path, wait=False) as handle:
+        return handle is None

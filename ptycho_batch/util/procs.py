@@ -1,0 +1,17 @@
+"""Process identity: a pid plus the kernel's start time, so a recycled pid is never taken for a live runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/<pid>/stat), None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_alive(pid: int | None, start: str | None) -> bool:
+    return pid is not None and start is not None and process_start_time(pid) == start
