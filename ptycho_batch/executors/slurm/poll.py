@@ -89,6 +89,8 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
     if slurm.state in PENDING_LIKE:
         if slurm.reason == "DependencyNeverSatisfied":
             return  # skip_downstream records why and cancels it
+        if slurm.state == "PENDING" and state.state == State.RUNNING:
+            return  # the node already runs it: accounting has not caught up (a requeue comes as REQUEUED)
         reason = slurm.state.lower() + (f" ({slurm.reason})" if slurm.reason else "")
         if state.reason != reason and not _being_requeued(state):  # keep why it was requeued while it waits
             state.state, state.reason = State.PENDING, reason
