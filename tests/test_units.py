@@ -88,3 +88,5 @@ def test_cycle_is_named() -> None:
     with pytest.raises(ValueError, match="a -> b -> c -> a"):
         topological_order({"a": ["b"], "b": ["c"], "c": ["a"]})
     assert topological_order({"a": ["b"], "b": [], "c": ["a"]}) == ["b", "a", "c"]
+    chain = {f"j{i}": [f"j{i - 1}"] if i else [] for i in range(20000)}
+    assert topological_order(chain)[-1] == "j19999", "a long chain must not hit the recursion limit"

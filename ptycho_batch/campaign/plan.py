@@ -6,6 +6,7 @@ executors and the job runner never look at the campaign file again.
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
 import itertools
 import json
@@ -116,28 +117,15 @@ def _cell_name(base: str, cell: dict[str, Scalar]) -> str:
 
 
 def topological_order(graph: dict[str, list[str]]) -> list[str]:
-    """Kahn's order of `graph` (node -> its needs); a cycle raises ValueError naming it."""
-    order: list[str] = []
-    state: dict[str, int] = {}
-    stack: list[str] = []
+    """An order of `graph` (node -> its needs) with every need first; a cycle raises ValueError naming it.
 
-    def visit(node: str) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            cycle = stack[stack.index(node):] + [node]
-            raise ValueError(" -> ".join(cycle))
-        state[node] = 1
-        stack.append(node)
-        for need in graph[node]:
-            visit(need)
-        stack.pop()
-        state[node] = 2
-        order.append(node)
-
-    for node in graph:
-        visit(node)
-    return order
+    graphlib's sorter is iterative, so a chain of any length plans (a recursive walk hit Python's limit).
+    """
+    try:
+        return list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as error:
+        cycle = list(reversed(error.args[1]))
+        raise ValueError(" -> ".join(cycle)) from None
 
 
 def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: Path,

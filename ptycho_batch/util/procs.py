@@ -5,13 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (field 22 of /proc/<pid>/stat), None when it is gone."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), None when it is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
 
 
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/<pid>/stat), None when it is gone."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
 def process_alive(pid: int | None, start: str | None) -> bool:
-    return pid is not None and start is not None and process_start_time(pid) == start
+    """The same process is still running (a zombie, dead but not yet reaped, is not)."""
+    if pid is None or start is None:
+        return False
+    fields = _stat_fields(pid)
+    return bool(fields) and len(fields) > 19 and fields[0] not in ("Z", "X") and fields[19] == start
