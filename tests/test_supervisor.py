@@ -76,9 +76,9 @@ def test_killing_the_submitter_at_random_moments_loses_nothing(tmp_path: Path) -
         if status.returncode != 0:
             assert "has no runs yet" in status.stderr, status.stderr  # killed before the run existed
             continue
-        run_dir = runs_of(out)[-1]
-        wait_until(lambda: finished(run_dir), 30)  # the supervisor carries the run to its end
-        for name, record in records(run_dir).items():
+        newest = runs_of(out)[-1]
+        wait_until(lambda: finished(newest), 30)  # the supervisor carries the run to its end  # noqa: B023
+        for name, record in records(newest).items():
             assert record["state"] in FINAL, (attempt, name, record["state"])
             if record.get("started") and not record.get("cached_from"):
                 assert record["state"] == "COMPLETED", (attempt, name, record)  # a started job is finished
