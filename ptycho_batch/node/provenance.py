@@ -9,7 +9,6 @@ per runtime identity and share the record between that backend's jobs.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ptycho_batch.runtimes.base import Launch, Runtime
+from ptycho_batch.util.fsio import locked, write_json
 
 PROBE_ARGV = ["python", "-m", "ptycho_batch.node.probe"]
 
@@ -42,10 +42,9 @@ def collect_once(cache_dir: Path, runtime: Runtime, launch: Launch) -> dict[str,
     """`collect`, run once per runtime identity and shared (through `cache_dir`) by that backend's jobs."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     record_path = cache_dir / f"{hashlib.sha1(runtime.identity().encode()).hexdigest()[:16]}.json"
-    with open(record_path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(record_path.with_suffix(".lock")):
         if record_path.exists():
             return json.loads(record_path.read_text())
         record = collect(runtime, launch)
-        record_path.write_text(json.dumps(record, indent=1))
+        write_json(record_path, record)
         return record

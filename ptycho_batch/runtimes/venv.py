@@ -9,7 +9,6 @@ of the runner's site-packages leaks into the backend's environment.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.util.errors import RuntimeUnavailable
+from ptycho_batch.util.fsio import locked
 from ptycho_batch.util.paths import PACKAGE_DIR, cache_dir
 from ptycho_batch.util.progress import spinner
 
@@ -57,8 +57,7 @@ def ensure_venv(requirements: Path, label: str = "") -> Path:
     name = f"{label or requirements.parent.name}-{venv_key(requirements)}"
     root = cache_dir() / "venvs" / name
     root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(root.parent / f"{name}.lock"):
         if not (root / _READY).exists():
             _build(root, requirements)
         _expose_package(root)

@@ -24,4 +24,6 @@ def process_alive(pid: int | None, start: str | None) -> bool:
     if pid is None or start is None:
         return False
     fields = _stat_fields(pid)
-    return bool(fields) and len(fields) > 19 and fields[0] not in ("Z", "X") and fields[19] == start
+    if fields is None or len(fields) <= 19:
+        return False
+    return fields[0] not in ("Z", "X") and fields[19] == start
