@@ -80,7 +80,18 @@ def test_fallback_signatures_parity_and_report(tmp_path: Path) -> None:
     assert "ImageProjectiveTransformV3" in (report / "cli" / "tf_train.log").read_text()
     inventory = (report / "analysis" / "artifact_inventory.md").read_text()
     assert "COMPLETED via fallback (native translation has no XLA kernel; XLA-compatible path)" in inventory
-    assert "#1 FAILED (xla); #2 COMPLETED" in inventory
+    command = f"- **Command:** `{PY} -c"
+    tf_section = inventory.split("### `tf_train`")[1].split("###")[0]
+    assert command in tf_section and tf_section.split(command)[1].splitlines()[0].endswith(" xla`"), \
+        "the inventory gives the command that produced the result (the fallback's)"
+    assert "  - #1 FAILED (xla): `" in tf_section and tf_section.split("  - #1 FAILED (xla): `")[1].startswith(PY)
+    assert " native`" in tf_section.split("  - #1 FAILED (xla)")[1].splitlines()[0], "the failed attempt's own argv"
+    assert "#2 COMPLETED, fallback: native translation has no XLA kernel" in tf_section
+    note = Path(state["attempts"][0]["red_note"]).read_text()
+    assert "## Resolved by a fallback" in note and "tf_train.attempt2.log" in note, "the red note links the fix"
+    assert [a["argv"][-1] for a in state["attempts"]] == ["native", "xla"]
+    assert "[ptybatch] tf_train: COMPLETED via fallback: native translation has no XLA kernel" in result.stdout
+    assert "after attempt 1 failed (xla)" in result.stdout
     assert "**ipt_v3** (2 occurrences)" in inventory, "one blocker, two occurrences across jobs"
     assert "| forward_patch_stats (torch_train vs tf_train) | `patch_stats.mean` | 0.5 | 0.52 |" in inventory
     assert "✅" in inventory.split("## Parity")[1].split("##")[0]
@@ -111,6 +122,9 @@ def test_required_parity_failure_fails_the_phase(tmp_path: Path) -> None:
     assert result.returncode == 1
     inventory = (tmp_path / "reports" / "t" / "analysis" / "artifact_inventory.md").read_text()
     assert "required parity forward_patch_stats: patch_stats.mean out of tolerance" in inventory
+    assert "[ptybatch] parity forward_patch_stats: patch_stats.mean out of tolerance (required)" in result.stdout
+    assert "[ptybatch] tf_other: FAILED (xla: ImageProjectiveTransformV3 again)" in result.stdout
+    assert "phase blocked" in result.stdout.splitlines()[-2], "the policy verdict closes the summary"
 
 
 def test_report_plots_loss_curves_and_compare_bars(tmp_path: Path) -> None:

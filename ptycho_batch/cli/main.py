@@ -236,10 +236,14 @@ def _follow(run: Run, executor: Executor, started: float, shown: dict[str, str],
 
 def _conclude(run: Run, states: dict[str, JobState], started: float) -> int:
     from ptycho_batch.cli.views import print_renderable, status_table
-    from ptycho_batch.reports.inventory import inventory_path, policy_decision
+    from ptycho_batch.reports.inventory import inventory_path, policy_decision, summary_lines
 
     print_renderable(status_table(run.plan, states, limit=40))
-    code = EXIT_OK if policy_decision(run.plan, states).passed else EXIT_FAILED
+    for line in summary_lines(run.plan, states):
+        print(f"[ptybatch] {line}")
+    decision = policy_decision(run.plan, states)
+    print(f"[ptybatch] {decision.text}")
+    code = EXIT_OK if decision.passed else EXIT_FAILED
     print(f"[ptybatch] {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.1f}s; "
           f"inventory: {inventory_path(run.plan)}")
     return code

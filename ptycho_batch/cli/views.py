@@ -13,6 +13,7 @@ from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.engine.decisions import Decision
 from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.reports.compare import Comparison
+from ptycho_batch.reports.inventory import detail_text
 from ptycho_batch.tui.render import STATE_STYLE
 
 
@@ -51,7 +52,7 @@ def status_table(plan: Plan, states: dict[str, JobState], limit: int | None = No
         state = states[name]
         style = STATE_STYLE.get(state.state, "")
         duration = f"{state.duration:.1f}s" if state.duration is not None else ""
-        detail = state.failure_class and f"{state.failure_class}: {state.failure_line or ''}" or state.reason or ""
+        detail = detail_text(state)
         table.add_row(escape(name), job.backend, job.stage, f"[{style}]{state.state}[/]", str(state.attempt or ""),
                       duration, escape(detail), escape(Path(state.log or job.log).name))
     return table

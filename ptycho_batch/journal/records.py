@@ -70,11 +70,14 @@ class ArtifactRecord(BaseModel):
 
 
 class Attempt(BaseModel):
-    """One execution of a job (fallback re-runs and SLURM requeues add attempts)."""
+    """One execution of a job (fallback re-runs and SLURM requeues add attempts), with the command and params
+    it ran with: after a fallback the result comes from the last attempt's command, not the planned one."""
 
     number: int
     state: State
     log: str
+    argv: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
     exit_code: int | None = None
     signal: int | None = None
     failure_class: str | None = None
@@ -116,6 +119,10 @@ class JobState(BaseModel):
     artifacts: dict[str, ArtifactRecord] = Field(default_factory=dict)
     attempts: list[Attempt] = Field(default_factory=list)
     updated: float = 0.0
+
+    @property
+    def last_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
 
     @property
     def final(self) -> bool:

@@ -123,9 +123,23 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
         number=state.attempt, state=state.state, log=state.log, exit_code=state.exit_code, signal=state.signal,
         failure_class=state.failure_class, failure_line=state.failure_line, red_note=state.red_note,
         started=state.started, ended=state.ended, fallback=state.fallback,
+        argv=variant.argv if variant else job.argv, params=variant.params if variant else job.params,
         reason=state.reason if state.state == State.PENDING else None))
+    if state.state == State.COMPLETED and variant is not None:
+        _note_resolution(state)
     run.write_state(job.slug, state)
     return lines
+
+
+def _note_resolution(state: JobState) -> None:
+    """The red notes of the attempts a fallback resolved say so, and point at the attempt that passed."""
+    resolving = state.attempts[-1]
+    for attempt in state.attempts[:-1]:
+        if attempt.red_note and Path(attempt.red_note).exists():
+            text = Path(attempt.red_note).read_text().rstrip("\n")
+            write_atomic(Path(attempt.red_note), text + "\n\n## Resolved by a fallback\n\n"
+                         f"Attempt {resolving.number} ({resolving.fallback}) completed: log `{resolving.log}`, "
+                         f"command `{' '.join(resolving.argv)}`.\n")
 
 
 def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, variant: PlannedFallback | None,

@@ -20,7 +20,7 @@ from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
 from ptycho_batch.util.fsio import write_atomic, write_json
 from ptycho_batch.reports.parity import evaluate_all, required_failures
-from ptycho_batch.campaign.plan import Plan
+from ptycho_batch.campaign.plan import Plan, PlannedJob
 
 STATUS_ICON = {State.COMPLETED: "✅", State.FAILED: "❌", State.SKIPPED: "⏭️", State.CANCELLED: "🚫", State.LOST: "❓",
                State.RUNNING: "⏳", State.PENDING: "⏸️"}
@@ -44,6 +44,29 @@ def status_text(state: JobState) -> str:
     if state.state == State.COMPLETED and state.cached_from:
         return f"{icon} COMPLETED (cached from run {state.cached_from})"
     return f"{icon} {state.state}"
+
+
+def detail_text(state: JobState) -> str:
+    """What a person needs beside the state: the failure and its line, the fallback that resolved one, or why."""
+    if state.failure_class:
+        return f"{state.failure_class}: {state.failure_line or ''}"
+    if state.fallback:
+        failed = [a for a in state.attempts if a.state == State.FAILED]
+        cause = f" after attempt {failed[-1].number} failed ({failed[-1].failure_class})" if failed else ""
+        return f"via fallback: {state.fallback}{cause}"
+    return state.reason or ""
+
+
+def summary_lines(plan: Plan, states: dict[str, JobState]) -> list[str]:
+    """The closing lines of a run: every failure with its class, every fallback, every failed parity check."""
+    lines = [f"{s.name}: {s.state} ({detail_text(s)})" for s in states.values()
+             if s.state not in (State.COMPLETED, State.PENDING, State.RUNNING) and not s.cached_from]
+    lines += [f"{s.name}: COMPLETED {detail_text(s)}" for s in states.values()
+              if s.state == State.COMPLETED and s.fallback and not s.cached_from]
+    lines += [f"parity {row.check}: {row.metric} {'out of tolerance' if row.ok is False else 'not evaluated'}"
+              + (" (required)" if row.required else "")
+              for row in evaluate_all(plan.parity, states) if row.ok is not True]
+    return lines
 
 
 def policy_decision(plan: Plan, states: dict[str, JobState]) -> PolicyDecision:
@@ -122,7 +145,7 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
 def _job_section(plan: Plan, name: str, state: JobState, base: Path) -> list[str]:
     job = plan.jobs[name]
     lines = ["", f"### `{name}` ({job.stage})", "",
-             f"- **Command:** `{shlex.join(job.argv)}`",
+             f"- **Command:** `{shlex.join(result_argv(job, state))}`",
              f"- **Log:** [`{_link(state.log or job.log, base)}`]({_link(state.log or job.log, base)})",
              f"- **Status:** {status_text(state)}"]
     if state.failure_line:
@@ -133,9 +156,10 @@ def _job_section(plan: Plan, name: str, state: JobState, base: Path) -> list[str
     for green in state.green:
         lines.append(f"- **Evidence:** [{Path(green).name}]({_link(green, base)})")
     if len(state.attempts) > 1:
-        lines.append("- **Attempts:** " + "; ".join(
-            f"#{a.number} {a.state}" + (f" ({a.failure_class or a.reason})" if a.failure_class or a.reason else "")
-            for a in state.attempts))
+        lines.append("- **Attempts:**")
+        lines += [f"  - #{a.number} {a.state}" + (f" ({a.failure_class or a.reason})" if a.failure_class or a.reason
+                                                   else "") + (f", fallback: {a.fallback}" if a.fallback else "")
+                  + (f": `{shlex.join(a.argv)}`" if a.argv else "") for a in state.attempts]
     if state.metrics:
         lines.append("- **Key Observations:**")
         lines += [f"  - `{k}` = {_fmt(v)}" for k, v in state.metrics.items()]
@@ -149,6 +173,12 @@ def _job_section(plan: Plan, name: str, state: JobState, base: Path) -> list[str
             if record.path.endswith(".png"):
                 lines.append(f"\n    ![{art_name}]({link})\n")
     return lines
+
+
+def result_argv(job: PlannedJob, state: JobState) -> list[str]:
+    """The command that produced the job's result: its last attempt's (a fallback's), else the planned one."""
+    last = state.last_attempt
+    return last.argv if last is not None and last.argv else job.argv
 
 
 def _blockers_section(plan: Plan, states: dict[str, JobState], base: Path) -> list[str]:
@@ -218,7 +248,7 @@ def report_data(plan: Plan, run: Run, states: dict[str, JobState], decision: Pol
         "executor": run.info().get("executor"), "source": plan.source,
         "policy": {"id": plan.policy_id, "required": plan.required_backends, "optional": plan.optional_backends,
                    "passed": decision.passed, "decision": decision.text},
-        "jobs": [{"name": name, "backend": job.backend, "stage": job.stage, "command": job.argv,
+        "jobs": [{"name": name, "backend": job.backend, "stage": job.stage, "command": result_argv(job, states[name]),
                   "status": status_text(states[name]), **states[name].model_dump(exclude={"cache_parts"})}
                  for name, job in plan.jobs.items()],
         "parity": [{"check": r.check, "metric": r.metric, "left": r.left, "right": r.right,
