@@ -192,3 +192,14 @@ def test_logs_find_jobs_tail_and_follow(tmp_path: Path) -> None:
     copied = io.BytesIO()
     follow(lambda: JobState(name=state.name, state="COMPLETED", log=str(log)), plan, copied, poll=0.01)
     assert copied.getvalue() == log.read_bytes()
+
+
+def test_a_pending_row_shows_nothing_from_an_earlier_run(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, {"sweep": 8})
+    pending = next(j for j in run.plan.jobs.values() if run.read_state(j.slug) is None)
+    Path(pending.log).parent.mkdir(parents=True, exist_ok=True)
+    Path(pending.log).write_text("tf2xla conversion failed while converting an old run\n")  # the previous run's log
+    dashboard = dashboard_of(run)
+    dashboard.handle("space")
+    row = line_of(screen(dashboard, width=220), pending.name[len(pending.base):])
+    assert "· PENDING" in row and "tf2xla" not in row

@@ -31,6 +31,10 @@ class LogDigests:
         self._digests: dict[str, LogDigest] = {}
 
     def get(self, state: JobState) -> LogDigest:
+        """The digest of the job's own log in this run; nothing for a job that has not started (the planned
+        log path may still hold an earlier run's log, which must not show as this run's)."""
+        if state.log is None:
+            return LogDigest()
         path = str(log_path(self.plan, state))
         digest = self._digests.setdefault(path, LogDigest())
         stamp = file_stamp(path)
