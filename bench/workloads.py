@@ -34,7 +34,7 @@ def train(backend: str, data: Path, out: Path, gridsize: int, args: argparse.Nam
             "--max_epochs", str(args.epochs), "--batch_size", str(args.batch_size), "--accelerator", args.accelerator,
             *BACKENDS[backend]]
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
     wall = time.perf_counter() - start
     epochs = [float(t) for t in EPOCH.findall(done.stdout)]
     device = re.search(r"^Using device: (.*)$", done.stdout, re.M)
@@ -56,7 +56,7 @@ def main() -> int:
         work = Path(scratch)
         subprocess.run([str(python_of("torch")), "-m", "ptycho_batch.workloads.sim", "--output_dir", str(work / "data"),
                         "--n_train", str(args.n_images), "--n_test", "16", "--seed", "0"],
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, cwd=ROOT)
         print(f"{args.n_images} images of 64x64, batch {args.batch_size}, {args.epochs} epochs "
               f"(steady state = median of epochs 2..{args.epochs})")
         print(f"{'gridsize':>8} {'backend':>7} {'samples/s':>10} {'epoch s':>8} {'1st epoch s':>11} "

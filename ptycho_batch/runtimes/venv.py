@@ -1,15 +1,17 @@
 """The `venv` runtime: one virtual environment per backend, built from its requirements file.
 
-Environments are cached under the ptybatch cache, keyed by a hash of the requirements text, the
-Python version and the location of this package, so they are reused across runs and rebuilt when
-the file changes. The package itself is exposed through a `.pth` file pointing at a directory with
-a single symlink to `ptycho_batch/`: the workloads import from the live source and nothing else
-of the runner's site-packages leaks into the backend's environment.
+Environments are cached under `<cache>/venvs/<backend>-<key>` (the cache is $PTYBATCH_CACHE, else
+~/.cache/ptybatch), keyed by a hash of the requirements text and the Python version only, so every
+checkout with the same requirements shares them (a framework venv is gigabytes), and they are rebuilt
+when the file changes. The package itself reaches a job through PYTHONPATH set to a directory holding a
+single symlink to this checkout's `ptycho_batch/` (`<cache>/src/<checkout hash>/`): the workloads import
+from the live source and nothing else of the runner's site-packages leaks into the backend's environment.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -29,24 +31,20 @@ def venv_key(requirements: Path) -> str:
     digest = hashlib.sha256()
     digest.update(requirements.read_bytes())
     digest.update(sys.version.encode())
-    digest.update(str(PACKAGE_DIR).encode())
     return digest.hexdigest()[:16]
 
 
-def _site_packages(root: Path) -> Path:
-    return root / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-
-
-def _expose_package(root: Path) -> None:
-    src = root / "ptybatch-src"
-    src.mkdir(exist_ok=True)
-    link = src / PACKAGE_DIR.name
-    if not link.is_symlink() or link.resolve() != PACKAGE_DIR:
-        tmp = src / f".{PACKAGE_DIR.name}.tmp"
+def package_path() -> Path:
+    """A directory holding only a `ptycho_batch` symlink to this checkout's package (one per checkout)."""
+    folder = cache_dir() / "src" / hashlib.sha256(str(PACKAGE_DIR).encode()).hexdigest()[:16]
+    link = folder / PACKAGE_DIR.name
+    if not (link.is_symlink() and link.resolve() == PACKAGE_DIR):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{PACKAGE_DIR.name}.{os.getpid()}.tmp"
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(PACKAGE_DIR, target_is_directory=True)
         tmp.replace(link)
-    (_site_packages(root) / "ptybatch.pth").write_text(f"{src}\n")
+    return folder
 
 
 def ensure_venv(requirements: Path, label: str = "") -> Path:
@@ -60,7 +58,6 @@ def ensure_venv(requirements: Path, label: str = "") -> Path:
     with locked(root.parent / f"{name}.lock"):
         if not (root / _READY).exists():
             _build(root, requirements)
-        _expose_package(root)
     return root
 
 
@@ -106,6 +103,7 @@ class VenvRuntime(Runtime):
         bindir = str(self.root / "bin")
         env["PATH"] = bindir + (":" + env["PATH"] if env.get("PATH") else "")
         env["VIRTUAL_ENV"] = str(self.root)
+        env["PYTHONPATH"] = str(package_path())
         return env
 
     def argv(self, launch: Launch) -> list[str]:
