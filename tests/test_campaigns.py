@@ -50,7 +50,7 @@ def test_phase_c1_inventory(phases: Path) -> None:
     torch_dir, tf_dir = phases / "scaling_alignment" / "phase_c1_gs1", phases / "tf_baseline" / "phase_c1_gs1"
     train = _state(phases, "phase_c1_gs1", "torch_train")
     bundle_sha1 = train["metrics"]["bundle.sha1"]
-    for expected in ("# Phase C1 — GS1 Fallback Artifact Inventory", "### `torch_train` (train)",
+    for expected in ("# Phase C1 — GS1 Artifact Inventory", "### `torch_train` (train)",
                      "✅ COMPLETED", "`patch_stats.var_zero_mean`", "`intensity_scale` = 9.88212",
                      f"SHA-1 `{bundle_sha1}`", "torch_patch_grid_gs1.png", "Both backends used the same simulated",
                      "POLICY-001", "## Next steps", "## Parity", "train_patch_stats_gs1.log"):

@@ -9,11 +9,13 @@ there and whoever sees it end writes the report.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from ptycho_batch import __version__
 from ptycho_batch.campaign.plan import Plan, build_plan
 from ptycho_batch.campaign.spec import Campaign, LocatedYaml, Scalar, load_campaign
 from ptycho_batch.engine.decisions import Decision, History, decide_all
@@ -25,6 +27,7 @@ from ptycho_batch.journal.store import Run, campaign_journal, create_run, list_r
 from ptycho_batch.reports.inventory import write_report
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.runtimes.factory import make_runtime, resolve_name
+from ptycho_batch.runtimes.images import PROJECT_ROOT, git_revision
 from ptycho_batch.util.fsio import write_atomic, write_json
 
 
@@ -76,7 +79,8 @@ def freeze(prepared: Prepared, run: Run, executor: str) -> None:
     write_atomic(run.dir / "plan.json", prepared.plan.model_dump_json(indent=1))
     write_json(run.dir / "run.json", {"run_id": run.id, "campaign": prepared.plan.campaign, "executor": executor,
                                       "pid": os.getpid(), "overrides": prepared.overrides,
-                                      "source": prepared.plan.source})
+                                      "source": prepared.plan.source,
+                                      "ptybatch": {"version": __version__, "commit": git_revision(PROJECT_ROOT)}})
 
 
 def initial_states(prepared: Prepared, run: Run, decisions: dict[str, Decision]) -> dict[str, JobState]:
@@ -103,8 +107,8 @@ def ready_runtimes(prepared: Prepared, decisions: dict[str, Decision]) -> None:
     """Build venvs and check images for the backends that will run, here where the user sees progress
     and before the run exists (a missing image is one line, with nothing left behind)."""
     needed = {prepared.plan.jobs[name].backend for name, d in decisions.items() if d.cached is None}
-    for backend in sorted(needed):
-        prepared.runtimes[backend].prepare()
+    with ThreadPoolExecutor(thread_name_prefix="ptybatch-prepare") as pool:  # two venv builds at once
+        list(pool.map(lambda backend: prepared.runtimes[backend].prepare(), sorted(needed)))
 
 
 def submit(prepared: Prepared, executor: Executor, *, force: bool = False, rerun_failed: bool = False,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ptycho_batch.reports import plots
+from ptycho_batch.journal.layout import ReportDir
 from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
 from ptycho_batch.util.fsio import write_atomic, write_json
@@ -111,6 +112,8 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
     lines = [f"# {plan.title}", "",
              f"- **Campaign:** `{plan.campaign}` · **Run:** `{run.id}` · **Executor:** {info.get('executor', '?')}",
              f"- **Campaign file:** `{plan.source}`",
+             f"- **Overrides:** {_overrides(info)}",
+             f"- **ptybatch:** {_version(info)}",
              f"- **Generated:** {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}", "",
              "## Summary", "", "| Job | Backend | Stage | Status | Duration |", "|---|---|---|---|---|"]
     for name, job in plan.jobs.items():
@@ -127,6 +130,7 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
             lines += _job_section(plan, name, states[name], base)
     lines += _blockers_section(plan, states, base)
     lines += _parity_section(plan, states)
+    lines += _quality_section(plan, states)
     lines += _loss_section(plan, states, base)
     notes = dict(plan.notes)
     lines += ["", "## Dataset", "", notes.pop("dataset", None) or "(no dataset note)"]
@@ -155,6 +159,10 @@ def _job_section(plan: Plan, name: str, state: JobState, base: Path) -> list[str
         lines.append(f"- **Blocker:** [{Path(note).name}]({_link(note, base)})")
     for green in state.green:
         lines.append(f"- **Evidence:** [{Path(green).name}]({_link(green, base)})")
+    records = [(kind, ReportDir(Path(job.report_dir)).record(job.slug, kind)) for kind in ("provenance", "env")]
+    shown = [f"[{kind}]({_link(str(path), base)})" for kind, path in records if path.exists()]
+    if shown:
+        lines.append("- **Records:** " + " · ".join(shown))
     if len(state.attempts) > 1:
         lines.append("- **Attempts:**")
         lines += [f"  - #{a.number} {a.state}" + (f" ({a.failure_class or a.reason})" if a.failure_class or a.reason
@@ -206,7 +214,7 @@ def _blockers_section(plan: Plan, states: dict[str, JobState], base: Path) -> li
 
 def _parity_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
     rows = evaluate_all(plan.parity, states)
-    if not rows:
+    if not rows and not _forward_parity_rows(plan, states):
         return []
     lines = ["", "## Parity", "", "| Check | Metric | Left | Right | Abs diff | Rel diff | Tolerance | Result |",
              "|---|---|---|---|---|---|---|---|"]
@@ -217,6 +225,51 @@ def _parity_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
         rel_diff = _fmt(row.diff.relative) if row.diff and row.diff.relative is not None else ""
         lines.append(f"| {row.check} ({' vs '.join(check.between)}) | `{row.metric}` | {_fmt(row.left)} | "
                      f"{_fmt(row.right)} | {abs_diff} | {rel_diff} | {row.tolerance} | {result} |")
+    return lines + _forward_parity_rows(plan, states)
+
+
+def _forward_parity_rows(plan: Plan, states: dict[str, JobState]) -> list[str]:
+    """Jobs that compare the two frameworks' forward passes themselves report a `max_rel`: shown here too."""
+    lines = []
+    for name, job in plan.jobs.items():
+        for metric, value in states[name].metrics.items():
+            if not metric.endswith("max_rel"):
+                continue
+            bound = job.expect.get(metric)
+            limit = bound.max if bound is not None else None
+            ok = "" if limit is None else ("✅" if value <= limit else "❌")
+            lines.append(f"| forward pass (`{name}`) | `{metric}` | | | | {_fmt(value)} | "
+                         f"{'≤ ' + _fmt(limit) if limit is not None else ''} | {ok} |")
+    return lines
+
+
+def _overrides(info: dict[str, Any]) -> str:
+    overrides = info.get("overrides") or {}
+    return " ".join(f"`--set {k}={v}`" for k, v in overrides.items()) or "none (the campaign as written)"
+
+
+def _version(info: dict[str, Any]) -> str:
+    made_by = info.get("ptybatch") or {}
+    return f"{made_by.get('version', '?')} (commit `{made_by.get('commit', 'unknown')}`)"
+
+
+QUALITY = ("psnr", "ssim")
+
+
+def _quality_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
+    """Reconstruction quality side by side per backend: every observed PSNR and SSIM, by metric."""
+    backends = [*plan.required_backends, *plan.optional_backends]
+    table: dict[str, dict[str, list[str]]] = {}
+    for name, state in states.items():
+        for metric, value in state.metrics.items():
+            if metric.rsplit(".", 1)[-1].lower() in QUALITY and isinstance(value, (int, float)):
+                table.setdefault(metric, {}).setdefault(state.backend, []).append(f"{_fmt(value)} (`{name}`)")
+    if not table:
+        return []
+    lines = ["", "## Reconstruction quality", "", "| Metric | " + " | ".join(backends) + " |",
+             "|---|" + "---|" * len(backends)]
+    for metric, by_backend in sorted(table.items()):
+        lines.append(f"| `{metric}` | " + " | ".join("<br>".join(by_backend.get(b, ["—"])) for b in backends) + " |")
     return lines
 
 

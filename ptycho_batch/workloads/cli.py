@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ptycho_batch.workloads import architecture, bundle, data
+from ptycho_batch.workloads.figures import save_reconstruction
 from ptycho_batch.workloads.metrics import align, bounding_box, psnr, ssim
 from ptycho_batch.workloads.model_api import Framework, ModelConfig, PinnModel
 from ptycho_batch.workloads.png import tile, write_png
@@ -46,8 +47,9 @@ def write_patch_report(patches: np.ndarray, directory: Path, stats_name: str, ex
     write_png(directory / "patch_grid.png", tile(amplitudes.reshape(-1, *amplitudes.shape[-2:])[:GRID_PATCHES]))
 
 
-def reconstruct(model: PinnModel, dataset: data.Dataset, groups: data.Groups, directory: Path, prefix: str) -> None:
-    """Stitch, align to the ground truth (global phase and scale), write PNGs, npz and metrics.json."""
+def reconstruct(model: PinnModel, dataset: data.Dataset, groups: data.Groups, directory: Path, prefix: str,
+                label: str) -> None:
+    """Stitch, align to the ground truth (global phase and scale), write figures, npz and metrics.json."""
     patches = predict_all(model, groups)
     obj, covered = stitch(patches.reshape(-1, *patches.shape[-2:]), groups.coords.reshape(-1, 2), dataset.obj.shape)
     aligned = align(obj, dataset.obj, covered)
@@ -57,15 +59,20 @@ def reconstruct(model: PinnModel, dataset: data.Dataset, groups: data.Groups, di
         "amplitude_psnr": psnr(amplitude, truth, covered),
         "amplitude_ssim": ssim(amplitude[rows, columns], truth[rows, columns]),
         "phase_psnr": psnr(np.angle(aligned), np.angle(dataset.obj), covered),
+        "phase_ssim": ssim(np.angle(aligned)[rows, columns], np.angle(dataset.obj)[rows, columns]),
         "covered_fraction": float(covered.mean()),
         "n_groups": int(len(groups.members)),
     }
-    write_png(directory / f"{prefix}_amplitude.png", np.where(covered, amplitude, 0))
-    write_png(directory / f"{prefix}_phase.png", np.where(covered, np.angle(aligned), 0))
+    for quantity, score in (("amplitude", f"PSNR {metrics['amplitude_psnr']:.2f} dB, SSIM "
+                                          f"{metrics['amplitude_ssim']:.3f}"),
+                            ("phase", f"PSNR {metrics['phase_psnr']:.2f} dB")):
+        save_reconstruction(directory / f"{prefix}_{quantity}.png", aligned, dataset.obj, covered, quantity=quantity,
+                            title=f"{label}: {prefix} {quantity} ({score}, {metrics['n_groups']} groups)")
     np.savez(directory / f"{prefix}.npz", object=aligned, covered=covered)
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"Amplitude PSNR: {metrics['amplitude_psnr']:.3f} dB, SSIM: {metrics['amplitude_ssim']:.4f} "
-          f"(phase PSNR {metrics['phase_psnr']:.3f} dB, {metrics['n_groups']} groups)", flush=True)
+          f"(phase PSNR {metrics['phase_psnr']:.3f} dB, SSIM {metrics['phase_ssim']:.4f}, "
+          f"{metrics['n_groups']} groups)", flush=True)
 
 
 def _device(framework: Framework, accelerator: str) -> str:
@@ -108,7 +115,7 @@ def train(framework: Framework, args: argparse.Namespace) -> int:
         print(f"Test loss={sum(losses) / len(test_groups.members):.6f}", flush=True)
     if args.do_stitching:
         groups = data.group(evaluation, args.n_images, args.gridsize)
-        reconstruct(model, evaluation, groups, args.output_dir, "stitched")
+        reconstruct(model, evaluation, groups, args.output_dir, "stitched", framework.name)
     params = {"intensity_scale": scale, "gridsize": args.gridsize, "N": dataset.n, "backend": framework.name,
               "framework_version": framework.version, "translate": translate, "n_images": len(groups.members),
               "max_epochs": args.max_epochs, "seed": args.seed, "loss_history": history,
@@ -134,7 +141,7 @@ def infer(framework: Framework, args: argparse.Namespace) -> int:
     dataset = data.load(args.test_data)
     groups = data.group(dataset, args.n_images, params["gridsize"])
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    reconstruct(model, dataset, groups, args.output_dir, "reconstructed")
+    reconstruct(model, dataset, groups, args.output_dir, "reconstructed", framework.name)
     if args.debug_dump:
         args.debug_dump.mkdir(parents=True, exist_ok=True)
         first = next(batches(groups, PREDICT_BATCH))

@@ -156,3 +156,24 @@ def test_patch_stats_line():
     assert stats_line(stats) == "Patch stats: mean=0.500000, std=0.000000, var_zero_mean=0.000000"
     ramp = np.broadcast_to(np.arange(4.0), (2, 1, 4, 4))
     assert patch_stats(ramp)["var_zero_mean"] == pytest.approx(1.25)
+
+
+def test_reconstruction_figure_has_truth_difference_and_colour_bars(tmp_path):
+    from ptycho_batch.workloads.figures import reconstruction_figure, save_reconstruction
+
+    yy, xx = np.mgrid[:48, :48]
+    truth = (0.5 + 0.4 * np.exp(-((yy - 24) ** 2 + (xx - 20) ** 2) / 60)) * np.exp(0.3j * np.sin(xx / 5))
+    covered = np.zeros((48, 48), bool)
+    covered[6:42, 6:42] = True
+    obj = np.where(covered, truth * 1.02, 0)
+    figure = reconstruction_figure(obj, truth, covered, quantity="amplitude", title="torch: reconstructed amplitude")
+    titles = [axis.get_title() for axis in figure.axes]
+    assert titles[:3] == ["amplitude reconstruction", "amplitude ground truth", "amplitude difference"]
+    assert sum(1 for axis in figure.axes if axis.get_label() == "<colorbar>") == 3, "a colour bar per panel"
+    low, high = figure.axes[0].images[0].get_clim()
+    assert low > 0.45, "the amplitude range comes from the covered region, not the zeros around it"
+    assert figure.axes[0].images[0].get_array().shape == (36, 36), "cropped to the scan"
+    path = tmp_path / "amplitude.png"
+    save_reconstruction(path, obj, truth, covered, quantity="phase", title="phase")
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])
+    assert width >= 1200 and height >= 400, (width, height)
