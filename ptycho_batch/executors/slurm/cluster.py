@@ -149,6 +149,23 @@ def squeue_states(job_ids: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) 
     return _parse_state_lines(completed.stdout, with_exit_code=False)
 
 
+def queued_by_comment(job_name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
+    """Jobs named `job_name` that squeue still knows: comment -> job id (an array's master id)."""
+    argv = ["squeue", "--noheader", "--states=all", f"--name={job_name}", "--format=%F|%k"]
+    found: dict[str, str] = {}
+    for line in _checked(argv, timeout_s).splitlines():
+        master, _, comment = line.strip().partition("|")
+        if master and comment:
+            found[comment] = master
+    return found
+
+
+def time_left(job_id: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> int | None:
+    """Seconds until the job's time limit (squeue %L), None when it has none or is not known."""
+    argv = ["squeue", "--noheader", f"--jobs={job_id}", "--format=%L"]
+    return parse_elapsed(_checked(argv, timeout_s).strip())
+
+
 def scancel(job_ids: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """Cancel jobs or array tasks; ids that already ended are not an error (the wish is met)."""
     ids = sorted(set(job_ids))

@@ -58,9 +58,12 @@ def _refresh(run: Run, plan: Plan) -> None:
         accounted = accounting(run)
         ids = [s.slurm_job_id for s in live.values() if s.slurm_job_id]
         try:
-            seen = cluster.sacct_states(ids) if accounted else cluster.squeue_states(ids)
-        except SlurmCommandError:
+            # array master ids too: a task cancelled before it started is only reported in its array's range
+            seen = cluster.sacct_states([*ids, *_masters(ids)]) if accounted else cluster.squeue_states(ids)
+        except SlurmCommandError as error:
+            _unreachable(run, error.reason)
             return  # the scheduler did not answer: keep the journal as it is and try again later
+        _unreachable(run, None)
         for name, state in live.items():
             current = run.read_state(plan.jobs[name].slug) or state  # the node may have written meanwhile
             _apply(run, plan, name, current, seen.get(state.slurm_job_id or ""), accounted)
@@ -73,7 +76,9 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
     if state.final:
         return
     if slurm is None:
-        if not accounted:
+        if not accounted and run.cancel_requested(plan.jobs[name].slug):
+            _finish(run, plan, name, state, State.CANCELLED, FailureClass.CANCELLED, "cancelled in SLURM (requested)")
+        elif not accounted:
             _finish(run, plan, name, state, State.FAILED, FailureClass.LOST,
                     "the job left the queue without a final record (no accounting to say why)")
         return  # with accounting: not visible yet
@@ -108,6 +113,16 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
         exit_text = f", exit code {slurm.exit_code}" if slurm.exit_code is not None else ""
         _finish(run, plan, name, state, State.FAILED, FAILURE_CLASS.get(slurm.state, FailureClass.EXIT),
                 f"SLURM state {slurm.state}{exit_text}")
+
+
+def _masters(ids: list[str]) -> set[str]:
+    return {job_id.split("_")[0] for job_id in ids if "_" in job_id}
+
+
+def _unreachable(run: Run, reason: str | None) -> None:
+    """Tell followers (run.json `scheduler_unreachable`) when the controller stops or starts answering again."""
+    if run.info().get("scheduler_unreachable") != reason:
+        run.update_info(scheduler_unreachable=reason)
 
 
 def _being_requeued(state: JobState) -> bool:
