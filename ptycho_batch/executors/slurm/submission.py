@@ -32,8 +32,8 @@ from ptycho_batch.journal.store import Run
 from ptycho_batch.util.errors import SlurmCommandError
 from ptycho_batch.util.fsio import write_json
 
-# SLURM sends USR2 between this and this + 60 s before the limit; the node runner then stops the job at
-# the limit itself (node.py), so the warning only gives it time to prepare
+# submitit always asks for a warning signal (USR2) this long before the limit; the node ignores it and
+# stops the job at the limit itself (node.py)
 SIGNAL_DELAY_S = 20
 MARGIN_MIN = 2        # SLURM's limit sits this far past the job's own timeout_min
 # sbatch messages that mean "the controller did not answer", not "this job is refused"
