@@ -23,6 +23,8 @@ from ptycho_batch.util.fsio import locked, write_atomic
 FAILURE_CLASS = {"TIMEOUT": FailureClass.TIMEOUT, "OUT_OF_MEMORY": FailureClass.OOM,
                  "NODE_FAIL": FailureClass.NODE_FAIL, "FAILED": FailureClass.EXIT,
                  "BOOT_FAIL": FailureClass.NODE_FAIL, "DEADLINE": FailureClass.TIMEOUT}
+# a job that ends so is requeued by SLURM (every job is submitted with --requeue): an attempt, not a verdict
+REQUEUED_BY_SLURM = frozenset({"NODE_FAIL", "BOOT_FAIL"})
 REQUEUE_GRACE_S = 30.0   # how long an interrupted or self-requeued job may look finished in SLURM
 PENDING_LIKE = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED", "CONFIGURING",
                 "PREEMPTED", "RESIZING", "SIGNALING", "STAGE_OUT"}
@@ -101,6 +103,10 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
             state.state, state.reason = State.PENDING, reason
             run.write_state(plan.jobs[name].slug, state)
         return
+    if not slurm.terminal:
+        return  # COMPLETING and the like: the verdict comes with the next poll
+    if slurm.state in REQUEUED_BY_SLURM and _requeued_by_slurm(run, plan, name, state, slurm):
+        return
     if slurm.state == "CANCELLED" and _upstream_failed(plan, name, run.read_states()):
         return  # SLURM dropped it for a failed dependency: skip_downstream records SKIPPED with the reason
     if slurm.state == "CANCELLED":
@@ -129,6 +135,24 @@ def _being_requeued(state: JobState) -> bool:
     """The node said it was interrupted or requeued itself a moment ago (accounting may lag behind)."""
     recent = time.time() - state.updated < REQUEUE_GRACE_S
     return recent and state.state == State.PENDING and (state.reason or "").startswith(("interrupted", "requeued"))
+
+
+def _requeued_by_slurm(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.SlurmState) -> bool:
+    """NODE_FAIL: record the attempt and wait for SLURM's requeue; False (a verdict) once the grace has passed
+    and SLURM still reports the failure as the job's latest state (it did not requeue it)."""
+    reason = f"requeued by SLURM after {slurm.state}"
+    if state.reason == reason:
+        return _being_requeued(state)
+    job = plan.jobs[name]
+    number = max(state.attempt, 1)
+    if not state.attempts or state.attempts[-1].number != number:  # else the node recorded it (interrupted)
+        state.attempts.append(Attempt(number=number, state=State.FAILED, log=state.log or job.log,
+                                      ended=time.time()))
+    state.attempts[-1].failure_class = FAILURE_CLASS[slurm.state]
+    state.attempts[-1].failure_line, state.attempts[-1].reason = f"SLURM state {slurm.state}", reason
+    state.state, state.reason = State.PENDING, reason
+    run.write_state(job.slug, state)
+    return True
 
 
 def _requeue_after_timeout(run: Run, plan: Plan, name: str, state: JobState) -> bool:
