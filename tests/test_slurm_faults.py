@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import requires
-from dev_cluster import accounting_mode, dev_cluster_dir, wait_for
+from dev_cluster import accounting_mode, dev_cluster_dir, start_dev_cluster, start_now, wait_for
 from helpers import host_campaign, ptybatch, write_campaign
 
 from ptycho_batch.executors.slurm.cluster import sbatch_available
@@ -169,3 +169,47 @@ def test_a_job_over_its_memory_request_fails_as_oom(slurm: None, tmp_path: Path)
     argv = ["sacct", "--noheader", "--parsable2", f"--jobs={final['slurm_job_id']}.0", "--format=State"]
     wait_for(lambda: True if subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.split() ==
              ["OUT_OF_MEMORY"] else None, 30, "sacct to record the step OUT_OF_MEMORY")
+
+
+def test_node_failure_is_an_attempt_and_the_requeued_job_completes(slurm: None, tmp_path: Path) -> None:
+    """slurmd killed and the node set DOWN under a running job: SLURM requeues it (NODE_FAIL), then
+    start-dev-cluster.sh brings slurmd back; the second attempt completes and the dependent runs."""
+    directory = dev_cluster_dir()
+    requires("slurm", directory is not None, "the test kills and restarts ptybatch's own dev cluster's slurmd")
+    assert directory is not None
+    marker = tmp_path / "first-attempt-seen"
+    script = (f"import os, time\nif os.path.exists({str(marker)!r}): print('second attempt ok')\n"
+              f"else:\n    open({str(marker)!r}, 'w').close(); print('working', flush=True); time.sleep(600)")
+    jobs = {"victim": {"backend": "a", "command": [PY, "-c", script]},
+            "after": {"backend": "a", "needs": ["victim"], "command": ["true"]}}
+    path = write_campaign(tmp_path, host_campaign(jobs))
+    out = tmp_path / "reports"
+    assert ptybatch("submit", str(path), "--executor", "slurm", "--detach", cwd=tmp_path).returncode == 0
+    wait_for(lambda: True if marker.exists() else None, 90, "the first attempt to start")
+    job_id = states(out)["victim"]["slurm_job_id"]
+    node = subprocess.run(["sinfo", "--noheader", "--format=%N"], capture_output=True, text=True, check=True,
+                          timeout=30).stdout.strip()
+    slurmd_pid = int((directory / "run" / "slurmd.pid").read_text())
+    try:
+        os.kill(slurmd_pid, signal.SIGKILL)
+        subprocess.run(["scontrol", "update", f"NodeName={node}", "State=DOWN", "Reason=ptybatch-test"],
+                       check=True, timeout=30)
+
+        def requeued() -> dict | None:
+            record = json.loads(ptybatch("status", str(path), "--json", cwd=tmp_path).stdout)["jobs"]
+            return record if record["victim"]["state"] == "PENDING" and record["victim"]["attempts"] else None
+
+        shown = wait_for(requeued, 90, "the node failure recorded as an attempt")
+        assert shown["after"]["state"] == "PENDING", "a dependent waits while SLURM requeues"
+    finally:
+        start_dev_cluster(directory, "dbd")  # restarts the slurmd that was killed
+    wait_for(lambda: True if subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True,
+                                            timeout=30).stdout.strip() in ("idle", "mixed") else None, 60, "node up")
+    start_now(job_id)
+    result = ptybatch("submit", str(path), "--executor", "slurm", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    final = states(out)
+    assert final["victim"]["state"] == "COMPLETED" and final["after"]["state"] == "COMPLETED"
+    attempts = final["victim"]["attempts"]
+    assert len(attempts) == 2 and attempts[0]["failure_class"] == "node-fail", attempts
+    assert attempts[1]["state"] == "COMPLETED"
