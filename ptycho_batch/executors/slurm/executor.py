@@ -71,6 +71,7 @@ class SlurmExecutor:
     def active_run(self, campaign_dir: Path) -> Run | None:
         """The unfinished run to follow; jobs of it that never reached SLURM (a killed submitter, a controller
         that was down) are submitted now, under the campaign lock (a live submitter makes it CampaignBusy)."""
+        cluster.require_controller()  # a submit must not follow a run it cannot see
         run = reattach_target(campaign_dir)
         if run is not None and any(not s.final and not s.slurm_job_id for s in run.all_states().values()):
             with campaign_lock(campaign_dir, run.id):

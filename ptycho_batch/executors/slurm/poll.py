@@ -56,20 +56,26 @@ def _refresh(run: Run, plan: Plan) -> None:
     skip_downstream(run, plan)  # first: SLURM cancels dependents of a failure, they must read SKIPPED
     states = run.read_states()
     live = {name: s for name, s in states.items() if not s.final and s.slurm_job_id}
-    if live:
-        accounted = accounting(run)
-        ids = [s.slurm_job_id for s in live.values() if s.slurm_job_id]
-        try:
-            # array master ids too: a task cancelled before it started is only reported in its array's range
-            seen = cluster.sacct_states([*ids, *_masters(ids)]) if accounted else cluster.squeue_states(ids)
-        except SlurmCommandError as error:
-            _unreachable(run, error.reason)
-            return  # the scheduler did not answer: keep the journal as it is and try again later
-        _unreachable(run, None)
-        for name, state in live.items():
-            current = run.read_state(plan.jobs[name].slug) or state  # the node may have written meanwhile
-            _apply(run, plan, name, current, seen.get(state.slurm_job_id or ""), accounted)
+    try:
+        seen, accounted = _ask(run, [s.slurm_job_id for s in live.values() if s.slurm_job_id])
+    except SlurmCommandError as error:
+        _unreachable(run, f"{error.argv[0]}: {error.reason}")
+        return  # the scheduler did not answer: keep the journal as it is and try again later
+    _unreachable(run, None)
+    for name in (name for name in plan.jobs if name in live):  # upstream first: SLURM cancels a dependent
+        state = live[name]                                     # of a failure, which must then read SKIPPED
+        current = run.read_state(plan.jobs[name].slug) or state  # the node may have written meanwhile
+        _apply(run, plan, name, current, seen.get(state.slurm_job_id or ""), accounted)
     skip_downstream(run, plan)
+
+
+def _ask(run: Run, ids: list[str]) -> tuple[dict[str, cluster.SlurmState], bool]:
+    """What SLURM says of `ids` in one call, and whether it came from accounting."""
+    if not ids:
+        return {}, True
+    if accounting(run):  # array master ids too: a task cancelled before it started is only in its array's range
+        return cluster.sacct_states([*ids, *_masters(ids)]), True
+    return cluster.squeue_states(ids), False
 
 
 def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.SlurmState | None,
