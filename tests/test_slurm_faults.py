@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,36 @@ def test_node_failure_is_an_attempt_and_the_requeued_job_completes(slurm: None, 
     attempts = final["victim"]["attempts"]
     assert len(attempts) == 2 and attempts[0]["failure_class"] == "node-fail", attempts
     assert attempts[1]["state"] == "COMPLETED"
+
+
+def test_the_follow_says_when_slurm_stops_answering_and_when_it_answers_again(slurm: None, tmp_path: Path) -> None:
+    directory = dev_cluster_dir()
+    requires("slurm", directory is not None, "the test stops ptybatch's own dev cluster's slurmdbd")
+    assert directory is not None
+    flag = tmp_path / "go"
+    waiter = f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.2)\nprint('released')"
+    path = write_campaign(tmp_path, host_campaign({"held": {"backend": "a", "command": [PY, "-c", waiter]}}))
+    out = tmp_path / "reports"
+    follower = subprocess.Popen([PY, "-m", "ptycho_batch", "submit", str(path), "--executor", "slurm"], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    assert follower.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(follower.stderr.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: True if states(out).get("held", {}).get("state") == "RUNNING" else None, 90, "held running")
+        pid = int((directory / "run" / "slurmdbd.pid").read_text())
+        os.kill(pid, signal.SIGTERM)  # sacct, the poll's source, stops answering
+        wait_for(lambda: True if any("unreachable, still following" in line for line in lines) else None, 90,
+                 f"the follow to say SLURM is unreachable: {lines}")
+        start_dev_cluster(directory, "dbd")
+        wait_for(lambda: True if any("answers again" in line for line in lines) else None, 90,
+                 f"the follow to say SLURM answers again: {lines}")
+        flag.write_text("")
+        assert follower.wait(timeout=120) == 0, lines
+    finally:
+        flag.write_text("")
+        start_dev_cluster(directory, "dbd")
+        if follower.poll() is None:
+            follower.kill()
+    assert states(out)["held"]["state"] == "COMPLETED"

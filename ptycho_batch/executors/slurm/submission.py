@@ -88,9 +88,11 @@ def submit(run: Run, names: Sequence[str], *, job_name: str, options: dict[str, 
             return [handle.job_id for handle in handles], intent
     except (FailedJobError, FailedSubmissionError, OSError) as error:
         message = _last_line(str(error))
-        intent.unlink(missing_ok=True)  # nothing reached SLURM
         if isinstance(error, OSError) or any(marker in message for marker in _UNREACHABLE):
+            if isinstance(error, OSError):
+                intent.unlink(missing_ok=True)  # sbatch never ran; after a timeout the job may exist: keep it
             raise SlurmCommandError(["sbatch"], message) from None
+        intent.unlink(missing_ok=True)  # refused: nothing reached SLURM
         raise SbatchRefused(message) from None
 
 
