@@ -100,6 +100,9 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
             run.write_state(plan.jobs[name].slug, state)
         return
     if slurm.state in PENDING_LIKE:
+        if state.state in (State.RUNNING, State.PENDING) and _unrecorded_node_failure(state, slurm):
+            _record_requeue(run, plan, name, state, _unrecorded_node_failure(state, slurm) or "")
+            return
         if slurm.reason == "DependencyNeverSatisfied":
             return  # skip_downstream records why and cancels it
         if slurm.state == "PENDING" and state.state == State.RUNNING:
@@ -146,19 +149,31 @@ def _being_requeued(state: JobState) -> bool:
 def _requeued_by_slurm(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.SlurmState) -> bool:
     """NODE_FAIL: record the attempt and wait for SLURM's requeue; False (a verdict) once the grace has passed
     and SLURM still reports the failure as the job's latest state (it did not requeue it)."""
-    reason = f"requeued by SLURM after {slurm.state}"
-    if state.reason == reason:
+    if state.reason == f"requeued by SLURM after {slurm.state}":
         return _being_requeued(state)
+    _record_requeue(run, plan, name, state, slurm.state)
+    return True
+
+
+def _unrecorded_node_failure(state: JobState, slurm: cluster.SlurmState) -> str | None:
+    """The earlier run's NODE_FAIL (SLURM already requeued the job) when the journal has no attempt for it."""
+    failures = [earlier for earlier in slurm.earlier_states if earlier in REQUEUED_BY_SLURM]
+    recorded = sum(1 for attempt in state.attempts if attempt.failure_class == FailureClass.NODE_FAIL)
+    return failures[-1] if len(failures) > recorded else None
+
+
+def _record_requeue(run: Run, plan: Plan, name: str, state: JobState, slurm_state: str) -> None:
+    """The attempt that ended in `slurm_state`, and PENDING while SLURM requeues the job (dependents wait)."""
+    reason = f"requeued by SLURM after {slurm_state}"
     job = plan.jobs[name]
     number = max(state.attempt, 1)
     if not state.attempts or state.attempts[-1].number != number:  # else the node recorded it (interrupted)
         state.attempts.append(Attempt(number=number, state=State.FAILED, log=state.log or job.log,
                                       ended=time.time()))
-    state.attempts[-1].failure_class = FAILURE_CLASS[slurm.state]
-    state.attempts[-1].failure_line, state.attempts[-1].reason = f"SLURM state {slurm.state}", reason
+    state.attempts[-1].failure_class = FAILURE_CLASS[slurm_state]
+    state.attempts[-1].failure_line, state.attempts[-1].reason = f"SLURM state {slurm_state}", reason
     state.state, state.reason = State.PENDING, reason
     run.write_state(job.slug, state)
-    return True
 
 
 def _requeue_after_timeout(run: Run, plan: Plan, name: str, state: JobState) -> bool:

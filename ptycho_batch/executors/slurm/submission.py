@@ -8,7 +8,8 @@ passes `time=None` so that a job without a limit gets the partition's default, n
 Why intents: a submitter killed while sbatch runs leaves a job in SLURM that the journal does not know.
 Before each sbatch call an intent file names the jobs it submits and is passed as the job's `--comment`;
 it is removed once their SLURM ids are journaled. The next submit finds leftover intents in `squeue` by
-comment (adopting the ids) or submits their jobs again, so nothing is submitted twice.
+comment (adopting the ids, and putting in place the pickle a killed submitter had not moved yet) or
+submits their jobs again, so nothing is submitted twice.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-from submitit.core.utils import FailedJobError, FailedSubmissionError
+from submitit.core.utils import DelayedSubmission, FailedJobError, FailedSubmissionError, JobPaths
 
 from ptycho_batch.campaign.plan import PlannedJob
 from ptycho_batch.campaign.spec import Resources, Scalar
@@ -71,7 +72,9 @@ def submit(run: Run, names: Sequence[str], *, job_name: str, options: dict[str, 
     Raises SbatchRefused when sbatch refuses the job, SlurmCommandError when the controller is unreachable.
     """
     intent = _write_intent(run, names)
-    executor = submitit.SlurmExecutor(folder=run.dir / "slurm" / "%j")
+    folder = _submitit_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)  # before sbatch: a job whose --output folder is missing fails
+    executor = submitit.SlurmExecutor(folder=folder)
     parameters: dict[str, Any] = {"job_name": job_name, "time": None, "signal_delay_s": SIGNAL_DELAY_S,
                                   "comment": intent.stem, "additional_parameters": dict(options)}
     if after:
@@ -109,9 +112,20 @@ def adopt_leftovers(run: Run, job_name: str) -> dict[str, str]:
         master = queued.get(path.stem)
         if master is not None:
             ids = [master] if len(names) == 1 else [f"{master}_{index}" for index in range(len(names))]
+            for name, job_id in zip(names, ids):
+                _ensure_pickle(run, name, job_id)
             adopted.update(zip(names, ids))
         path.unlink(missing_ok=True)
     return adopted
+
+
+def _ensure_pickle(run: Run, name: str, job_id: str) -> None:
+    """submitit moves a job's pickle into place after sbatch returns; a submitter killed in between leaves
+    a job that waits 60 s for it and then fails. Put it there (what submitit would have written)."""
+    pickle = JobPaths(_submitit_dir(run), job_id=job_id).submitted_pickle
+    if not pickle.exists():
+        pickle.parent.mkdir(parents=True, exist_ok=True)
+        DelayedSubmission(run_on_node, str(run.dir), name).dump(pickle)
 
 
 def _write_intent(run: Run, names: Sequence[str]) -> Path:
@@ -119,6 +133,13 @@ def _write_intent(run: Run, names: Sequence[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, {"names": list(names)})
     return path
+
+
+def _submitit_dir(run: Run) -> Path:
+    """submitit's files, in one folder that exists before any sbatch call (not one per job id, which
+    submitit creates only after sbatch returns: a submitter killed in between left jobs that could not
+    open their output file)."""
+    return run.dir / "slurm" / "submitit"
 
 
 def _intent_dir(run: Run) -> Path:
