@@ -163,7 +163,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     prepared = _prepare(args)
     decisions = decide(prepared, force=args.force, rerun_failed=args.rerun_failed)
     if args.json:
-        print(json.dumps({name: {"run": d.run, "reason": d.reason, **job.model_dump()}
+        from ptycho_batch.campaign.config import user_resources
+        from ptycho_batch.executors.slurm.submission import sbatch_options
+
+        defaults = user_resources()
+        print(json.dumps({name: {"run": d.run, "reason": d.reason, **job.model_dump(),
+                                 "sbatch": sbatch_options(job, defaults)}
                           for (name, job), d in zip(prepared.plan.jobs.items(), decisions.values())}, indent=2))
         return EXIT_OK
     from ptycho_batch.cli.views import plan_table, print_renderable
@@ -196,7 +201,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     run = None if args.force else executor.active_run(prepared.campaign_dir)
     if run is not None:
         print(f"[ptybatch] run {run.id} of {prepared.plan.campaign} is still in {executor.name.upper()}: "
-              "following it (nothing is resubmitted; --force submits a new run)", flush=True)
+              "following it (only jobs that never reached it are submitted; --force submits a new run)", flush=True)
     else:
         run = submit(prepared, executor, force=args.force, rerun_failed=args.rerun_failed, on_start=on_start)
     if args.detach:
@@ -216,9 +221,13 @@ def _follow(run: Run, executor: Executor, started: float, shown: dict[str, str],
             print(tui.state_line(state), flush=True)
         shown[state.name] = state.state
 
+    def on_notice(problem: str | None) -> None:
+        print(f"[ptybatch] {executor.name.upper()} unreachable, still following: {problem}" if problem else
+              f"[ptybatch] {executor.name.upper()} answers again", file=sys.stderr, flush=True)
+
     viewer = [tui.BackgroundWatch(run)] if watch else []
     try:
-        states = follow(run, on_change)
+        states = follow(run, on_change, on_notice=on_notice)
     except KeyboardInterrupt:
         for watcher in viewer:
             watcher.stop()  # give the screen back before saying what happened

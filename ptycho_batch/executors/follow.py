@@ -15,17 +15,23 @@ MAX_INTERVAL_S = 5.0
 
 
 def follow(run: Run, on_change: Callable[[JobState], None], *, interval: float = 0.25,
-           stop: threading.Event | None = None, timeout: float | None = None) -> dict[str, JobState]:
+           stop: threading.Event | None = None, timeout: float | None = None,
+           on_notice: Callable[[str | None], None] = lambda problem: None) -> dict[str, JobState]:
     """Until every job is final (and a self-finalizing carrier has written the report) or `stop` is set;
-    backs off while nothing changes. `timeout` (seconds) bounds the wait."""
+    backs off while nothing changes. `timeout` (seconds) bounds the wait. `on_notice` hears when the
+    scheduler stops answering (its error) and when it answers again (None)."""
     deadline = time.monotonic() + timeout if timeout is not None else None
     cache = JournalCache(run, refresh=refresh)
     self_finalizing = executor_of(run).finalizes_itself
     wait = interval
+    problem = None
     while True:
         changed = cache.poll()
         for state in changed:
             on_change(state)
+        if cache.info.get("scheduler_unreachable") != problem:
+            problem = cache.info.get("scheduler_unreachable")
+            on_notice(problem)
         if cache.all_final and (cache.info.get("finished") or not self_finalizing):
             return cache.states
         if (stop is not None and stop.is_set()) or (deadline is not None and time.monotonic() > deadline):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ptycho_batch.executors.base import Executor
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run
+from ptycho_batch.util.errors import SchedulerUnreachable
 
 
 def make_executor(name: str, *, jobs: int | None = None) -> Executor:
@@ -33,6 +34,14 @@ def refresh(run: Run) -> None:
 
 
 def load_run(run: Run) -> dict[str, JobState]:
-    """Every planned job's state after a refresh (PENDING for jobs without a record)."""
+    """Every planned job's state after a refresh (PENDING for jobs without a record).
+
+    Raises SchedulerUnreachable when the run is not finished and its scheduler did not answer: a one-shot
+    reader must not present the last recorded states as the truth. (Followers survive an outage instead.)
+    """
     refresh(run)
+    info = run.info()
+    if info.get("scheduler_unreachable") and not info.get("finished"):
+        raise SchedulerUnreachable(f"run {run.id}: {str(info.get('executor', '')).upper()} did not answer "
+                                   f"({info['scheduler_unreachable']}); try again once it does")
     return run.all_states()

@@ -60,6 +60,7 @@ class FailureClass(_Word):
     RUNTIME = "runtime"
     LOST = "lost"
     NODE_FAIL = "node-fail"
+    SUBMIT = "submit"   # the scheduler refused the job (sbatch's message says why)
 
 
 class ArtifactRecord(BaseModel):

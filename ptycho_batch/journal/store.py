@@ -148,6 +148,10 @@ class Run:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / "cancel", f"{time.time()}\n")
 
+    def withdraw_cancel(self, slug: str) -> None:
+        """The cancel could not be delivered (the scheduler refused): the job must not read as cancelled."""
+        (self.job_dir(slug) / "cancel").unlink(missing_ok=True)
+
 
 def _first_line(error: Exception) -> str:
     text = str(error).strip()

@@ -22,7 +22,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.live import Live
 
-from ptycho_batch.executors.registry import refresh
+from ptycho_batch.executors.registry import load_run, refresh
 from ptycho_batch.journal.reader import JournalCache
 from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
@@ -122,6 +122,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from ptycho_batch.journal.locate import locate_run
 
     run = locate_run(args.target, args.out)
+    load_run(run)  # a scheduler that does not answer now is one line, not a dashboard of stale states
     try:
         return watch_run(run, interval=args.interval)
     except KeyboardInterrupt:

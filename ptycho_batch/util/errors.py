@@ -60,6 +60,12 @@ class SlurmCommandError(PtybatchError):
         self.reason = reason
 
 
+class SchedulerUnreachable(PtybatchError):
+    """A run's scheduler did not answer the last refresh, so its recorded states may be stale."""
+
+    exit_code = 4
+
+
 class RecordError(PtybatchError):
     """A journal record or output file could not be read or written (damaged record, disk full, permissions)."""
 

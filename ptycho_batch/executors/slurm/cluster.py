@@ -83,6 +83,11 @@ def sbatch_available(timeout_s: float = 10.0) -> bool:
         return False
 
 
+def require_controller(timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Raise SlurmCommandError unless the client is installed and the controller answers (`sinfo`)."""
+    _checked(["sinfo", "--noheader", "--format=%P"], timeout_s)
+
+
 def cluster_config(timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
     """The controller's running configuration (`scontrol show config`) as name -> value."""
     config: dict[str, str] = {}
@@ -100,12 +105,10 @@ def max_array_size(timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
 
 
 def accounting_available(timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
-    """True when `sacct` answers; it fails when the cluster runs without accounting storage."""
-    try:
-        argv = ["sacct", "--noheader", "--parsable2", "--allocations", "--jobs=1", "--format=JobID"]
-        return run_slurm_command(argv, timeout_s).returncode == 0
-    except SlurmCommandError:
-        return False
+    """True when `sacct` answers; it fails when the cluster runs without accounting storage.
+    Raises SlurmCommandError when sacct is not installed or does not answer (that says nothing either way)."""
+    argv = ["sacct", "--noheader", "--parsable2", "--allocations", "--jobs=1", "--format=JobID"]
+    return run_slurm_command(argv, timeout_s).returncode == 0
 
 
 def sacct_states(job_ids: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, SlurmState]:
@@ -147,6 +150,23 @@ def squeue_states(job_ids: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) 
             return {}
         raise SlurmCommandError(argv, f"exit {completed.returncode}: {completed.stderr.strip()}")
     return _parse_state_lines(completed.stdout, with_exit_code=False)
+
+
+def queued_by_comment(job_name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
+    """Jobs named `job_name` that squeue still knows: comment -> job id (an array's master id)."""
+    argv = ["squeue", "--noheader", "--states=all", f"--name={job_name}", "--format=%F|%k"]
+    found: dict[str, str] = {}
+    for line in _checked(argv, timeout_s).splitlines():
+        master, _, comment = line.strip().partition("|")
+        if master and comment:
+            found[comment] = master
+    return found
+
+
+def time_left(job_id: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> int | None:
+    """Seconds until the job's time limit (squeue %L), None when it has none or is not known."""
+    argv = ["squeue", "--noheader", f"--jobs={job_id}", "--format=%L"]
+    return parse_elapsed(_checked(argv, timeout_s).strip())
 
 
 def scancel(job_ids: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> None:

@@ -10,54 +10,23 @@ needs accounting and can wait forever on a job that died without a result.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Any
-
-import submitit
+from typing import IO
 
 from ptycho_batch.campaign.config import user_resources
-from ptycho_batch.campaign.plan import Plan, PlannedJob
-from ptycho_batch.campaign.spec import Resources
+from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.executors.base import Finalize
-from ptycho_batch.executors.slurm import cluster, poll
-from ptycho_batch.executors.slurm.node import run_on_node
-from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.executors.outcomes import propagate_skips, settle
+from ptycho_batch.executors.slurm import cluster, poll, submission
+from ptycho_batch.journal.lock import campaign_lock
+from ptycho_batch.journal.records import FailureClass, JobState, State
 from ptycho_batch.journal.store import Run, list_runs
 from ptycho_batch.runtimes.base import Runtime
+from ptycho_batch.util.errors import SlurmCommandError
 from ptycho_batch.util.progress import spinner
-
-SIGNAL_DELAY_S = 20   # SLURM warns the node this long before the time limit: the job ends as a clean timeout
-MARGIN_MIN = 2        # SLURM's limit sits this far past the job's own timeout_min
 
 
 def job_name(plan: Plan, run: Run) -> str:
     return f"ptybatch_{plan.campaign}_{run.id}"
-
-
-def slurm_parameters(job: PlannedJob, name: str, defaults: Resources) -> dict[str, Any]:
-    """submitit parameters from a job's resources (user config defaults under the campaign's)."""
-    merged = Resources.model_validate({**defaults.model_dump(exclude_none=True),
-                                       **job.resources.model_dump(exclude_none=True)})
-    extra: dict[str, Any] = {"kill-on-invalid-dep": "yes", "requeue": True}
-    params: dict[str, Any] = {"slurm_job_name": name, "slurm_signal_delay_s": SIGNAL_DELAY_S}
-    time_limit = merged.time if merged.time is not None else (
-        int(job.timeout_min) + MARGIN_MIN if job.timeout_min else None)
-    if isinstance(time_limit, int):
-        params["slurm_time"] = time_limit
-    elif time_limit is not None:
-        extra["time"] = time_limit
-    for key, value in (("slurm_partition", merged.partition), ("slurm_gpus_per_node", merged.gpus),
-                       ("slurm_cpus_per_task", merged.cpus), ("slurm_constraint", merged.constraint),
-                       ("slurm_qos", merged.qos), ("slurm_nodes", merged.nodes),
-                       ("slurm_account", merged.account)):
-        if value is not None:
-            params[key] = value
-    if merged.mem_gb is not None:
-        params["slurm_mem"] = f"{int(merged.mem_gb * 1024)}M"
-    extra.update({key: value for key, value in merged.sbatch.items()})
-    if job.array_parallelism:
-        params["slurm_array_parallelism"] = job.array_parallelism
-    params["slurm_additional_parameters"] = extra
-    return params
 
 
 class SlurmExecutor:
@@ -76,63 +45,104 @@ class SlurmExecutor:
         poll.refresh(run)
 
     def cancel(self, run: Run, names: list[str]) -> list[str]:
-        """Record each cancel request, then scancel; the poller records CANCELLED (the marker says it was asked)."""
+        """Record each cancel request, then scancel; the poller records CANCELLED (the marker says it was asked).
+
+        A job that never reached SLURM is CANCELLED here. When scancel fails (the controller is down) the
+        requests are withdrawn, so that nothing records a cancel that did not happen, and the error says why.
+        """
         states = run.all_states()
         affected = [n for n in (names or list(run.plan.jobs)) if not states[n].final]
         for name in affected:
             run.request_cancel(run.plan.jobs[name].slug)
         ids = [i for n in affected if (i := states[n].slurm_job_id)]
-        if ids:
+        try:
             cluster.scancel(ids)
+        except SlurmCommandError:
+            for name in affected:
+                run.withdraw_cancel(run.plan.jobs[name].slug)
+            raise
+        for name in affected:
+            if not states[name].slurm_job_id:
+                job = run.plan.jobs[name]
+                settle(run, job, states[name], State.CANCELLED, FailureClass.CANCELLED,
+                       "cancelled before it reached SLURM", runtime=run.plan.runtimes[job.backend])
         return affected
 
     def active_run(self, campaign_dir: Path) -> Run | None:
-        return reattach_target(campaign_dir)
+        """The unfinished run to follow; jobs of it that never reached SLURM (a killed submitter, a controller
+        that was down) are submitted now, under the campaign lock (a live submitter makes it CampaignBusy)."""
+        cluster.require_controller()  # a submit must not follow a run it cannot see
+        run = reattach_target(campaign_dir)
+        if run is not None and any(not s.final and not s.slurm_job_id for s in run.all_states().values()):
+            with campaign_lock(campaign_dir, run.id):
+                states = run.all_states()
+                with spinner("submitting the jobs that never reached SLURM"):
+                    self.submit_all(run.plan, run, states)
+        return run
 
     def describe_launch(self, run: Run) -> str:
         return f"submitted {len(run.plan.jobs)} jobs in {self.sbatch_calls} sbatch call(s)"
 
     def interrupt(self, run: Run) -> str:
-        return ("stopped following; the jobs keep running in SLURM "
-                "(`ptybatch status` / `watch` / `submit` again pick the run up)")
+        unfinished = sum(1 for state in run.all_states().values() if not state.final)
+        if not unfinished:
+            return "stopped following; every job of the run has ended"
+        return (f"stopped following; {unfinished} unfinished job(s) stay in SLURM "
+                "(`ptybatch status` / `watch` / `submit` again pick the run up, `ptybatch cancel` stops them)")
 
     def submit_all(self, plan: Plan, run: Run, states: dict[str, JobState]) -> None:
-        """One sbatch per plain job and per array chunk, in dependency order."""
-        folder = run.dir / "slurm"
-        executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        """One sbatch per plain job and per array chunk, in dependency order, for every unfinished job that
+        has no SLURM id yet. A job sbatch refuses is recorded FAILED (`submit`) and its dependents SKIPPED;
+        an unreachable controller stops the submission (SlurmCommandError) and the next submit goes on."""
         name = job_name(plan, run)
+        run.update_info(slurm_job_name=name)
+        for job_key, slurm_id in submission.adopt_leftovers(run, name).items():
+            states[job_key].state, states[job_key].slurm_job_id = State.PENDING, slurm_id
+            states[job_key].reason = "submitted"
+            run.write_state(plan.jobs[job_key].slug, states[job_key])
         defaults = user_resources()
         max_array = cluster.max_array_size()
         array_ids: dict[str, list[str]] = {}   # base job -> SLURM ids to depend on
         groups: dict[str, list[str]] = {}
         for job_key, job in plan.jobs.items():
-            if not states[job_key].final:
+            if not states[job_key].final and not states[job_key].slurm_job_id:
                 groups.setdefault(job.base, []).append(job_key)
         for base, names in groups.items():
+            names = [n for n in names if not states[n].final]  # a refused upstream skipped them meanwhile
+            if not names:
+                continue
             first = plan.jobs[names[0]]
-            parameters = slurm_parameters(first, name, defaults)
-            upstream = sorted({i for need in first.needs for i in self._ids_of(need, plan, states, array_ids)})
-            if upstream:
-                parameters["slurm_dependency"] = "afterok:" + ":".join(upstream)
-            executor.update_parameters(**parameters)
+            options = submission.sbatch_options(first, defaults)
+            after = sorted({i for need in first.needs for i in self._ids_of(need, plan, states, array_ids)})
             ids: list[str] = []
-            if len(names) == 1 and names[0] == base:
-                submitted = [executor.submit(run_on_node, str(run.dir), base)]
+            chunks = [names] if len(names) == 1 and names[0] == base else \
+                [names[start:start + max_array] for start in range(0, len(names), max_array)]
+            for chunk in chunks:
+                try:
+                    chunk_ids, intent = submission.submit(run, chunk, job_name=name, options=options, after=after,
+                                                          parallelism=first.array_parallelism)
+                except submission.SbatchRefused as refused:
+                    self._refused(run, plan, states, chunk, str(refused))
+                    continue
                 self.sbatch_calls += 1
-            else:
-                submitted = []
-                for start in range(0, len(names), max_array):
-                    with executor.batch():
-                        chunk = [executor.submit(run_on_node, str(run.dir), n) for n in names[start:start + max_array]]
-                    self.sbatch_calls += 1
-                    submitted += chunk
-                    ids.append(chunk[0].job_id.split("_")[0])
-            for job_key, handle in zip(names, submitted):
-                state = states[job_key]
-                state.state, state.slurm_job_id, state.reason = State.PENDING, handle.job_id, "submitted"
-                run.write_state(plan.jobs[job_key].slug, state)
-            array_ids[base] = ids or [submitted[0].job_id]
-        run.update_info(slurm_job_name=name, sbatch_calls=self.sbatch_calls)
+                for job_key, slurm_id in zip(chunk, chunk_ids):
+                    state = states[job_key]
+                    state.state, state.slurm_job_id, state.reason = State.PENDING, slurm_id, "submitted"
+                    run.write_state(plan.jobs[job_key].slug, state)
+                intent.unlink(missing_ok=True)
+                ids.append(chunk_ids[0].split("_")[0])
+            if ids:
+                array_ids[base] = ids
+        run.update_info(sbatch_calls=run.info().get("sbatch_calls", 0) + self.sbatch_calls)
+
+    @staticmethod
+    def _refused(run: Run, plan: Plan, states: dict[str, JobState], names: list[str], message: str) -> None:
+        """sbatch refused these jobs: FAILED (`submit`) with sbatch's message, their dependents SKIPPED."""
+        for job_key in names:
+            job = plan.jobs[job_key]
+            states[job_key] = settle(run, job, states[job_key], State.FAILED, FailureClass.SUBMIT,
+                                     f"sbatch refused the job: {message}", runtime=plan.runtimes[job.backend])
+        propagate_skips(run, plan, states)
 
     @staticmethod
     def _ids_of(need: str, plan: Plan, states: dict[str, JobState], array_ids: dict[str, list[str]]) -> list[str]:

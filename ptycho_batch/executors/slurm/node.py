@@ -2,9 +2,12 @@
 
 It reads the plan and the upstream states from the run's journal (on the shared file system), runs
 the job with its env firewall, logs, metrics, artifacts and red/green notes, and journals the result.
-SLURM's warning signal (USR2, `signal_delay_s` before the time limit) stops the job cleanly as a
-timeout; with attempts left under `requeue: N` the node requeues itself and the next attempt starts
-from the same journal record. SIGTERM (preemption, scancel) stops the job's process group, which
+The job runs to its real time limit: at start the node asks SLURM how much time is left and stops the job
+cleanly as a timeout `STOP_BEFORE_LIMIT_S` before it, so every attempt gets its full time. SLURM's warning
+signal (USR2, which submitit asks for and SLURM may send up to 60 s early to every process of the step) is
+ignored, by the job's processes too (they inherit the disposition), so it can end nothing early. With
+attempts left under `requeue: N` the node requeues itself and the next attempt starts from the same record.
+SIGTERM (preemption, scancel) stops the job's process group, which
 lives in its own session and would otherwise escape the scheduler, and leaves the verdict to the poller.
 """
 
@@ -13,15 +16,22 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import submitit
 
-from ptycho_batch.journal.records import FailureClass, State
+from ptycho_batch.campaign.plan import PlannedJob
+from ptycho_batch.executors.outcomes import settle
+from ptycho_batch.executors.slurm.cluster import time_left
+from ptycho_batch.journal.records import FailureClass, JobState, State
 from ptycho_batch.journal.store import Run, planned_state
 from ptycho_batch.node.process import ProcessRegistry
 from ptycho_batch.node.runner import run_job
 from ptycho_batch.runtimes.factory import runtimes_for_plan
+from ptycho_batch.util.errors import SlurmCommandError
+
+STOP_BEFORE_LIMIT_S = 5   # enough to stop the job's processes and record it before SLURM kills the step
 
 
 class JobDidNotComplete(RuntimeError):
@@ -41,9 +51,12 @@ def run_on_node(run_dir: str, job_name: str) -> str:
         run.write_state(job.slug, state)
         raise JobDidNotComplete(f"{job_name}: cancelled before it started")
     registry = ProcessRegistry()
-    signal.signal(signal.SIGUSR2, lambda signum, frame: registry.time_out())
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    _stop_at_limit(registry, os.environ.get("SLURM_JOB_ID", ""))
     signal.signal(signal.SIGTERM, lambda signum, frame: registry.interrupt())
     final = run_job(job, run, runtime, state, states, registry=registry)
+    if final.state == State.FAILED and final.signal == signal.SIGKILL and oom_kills() > 0:
+        final = _as_oom(run, job, final)
     timeouts = sum(1 for a in final.attempts if a.failure_class == FailureClass.TIMEOUT)
     if final.state == State.FAILED and final.failure_class == FailureClass.TIMEOUT and timeouts <= job.requeue:
         final.state = State.PENDING
@@ -54,3 +67,42 @@ def run_on_node(run_dir: str, job_name: str) -> str:
     if final.state not in (State.COMPLETED, State.PENDING):
         raise JobDidNotComplete(f"{job_name}: {final.state} ({final.failure_class}: {final.failure_line})")
     return final.state
+
+
+def _stop_at_limit(registry: ProcessRegistry, job_id: str) -> None:
+    """Time the job out just before SLURM's limit (nothing to do when it has none or SLURM cannot say)."""
+    try:
+        left = time_left(job_id)
+    except SlurmCommandError:
+        left = None
+    if left is not None:
+        timer = threading.Timer(max(0, left - STOP_BEFORE_LIMIT_S), registry.time_out)
+        timer.daemon = True
+        timer.start()
+
+
+def oom_kills() -> int:
+    """How many processes the kernel's OOM killer ended in this step's memory cgroup (SLURM's task/cgroup
+    puts the step there, so a job killed by SIGKILL is known to have run out of its --mem)."""
+    total = 0
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for candidate in ([Path(f"/sys/fs/cgroup/memory{path}/memory.oom_control")] if "memory" in controllers
+                          else [Path(f"/sys/fs/cgroup{path}/memory.events"),
+                                Path(f"/sys/fs/cgroup/unified{path}/memory.events")] if not controllers else []):
+            try:
+                counts = dict(entry.split() for entry in candidate.read_text().splitlines() if " " in entry)
+            except OSError:
+                continue
+            total += int(counts.get("oom_kill", 0))
+    return total
+
+
+def _as_oom(run: Run, job: PlannedJob, state: JobState) -> JobState:
+    """The runner saw SIGKILL; the cgroup says it was the OOM killer: record `oom` (and its red note) instead."""
+    line = f"killed by the out-of-memory killer: the job used more than its memory request ({job.resources.mem_gb} GB)"
+    for attempt in state.attempts[-1:]:
+        attempt.failure_class, attempt.failure_line = FailureClass.OOM, line
+    if state.red_note:
+        Path(state.red_note).unlink(missing_ok=True)
+    return settle(run, job, state, State.FAILED, FailureClass.OOM, line, runtime=run.plan.runtimes[job.backend])

@@ -23,6 +23,8 @@ from ptycho_batch.util.fsio import locked, write_atomic
 FAILURE_CLASS = {"TIMEOUT": FailureClass.TIMEOUT, "OUT_OF_MEMORY": FailureClass.OOM,
                  "NODE_FAIL": FailureClass.NODE_FAIL, "FAILED": FailureClass.EXIT,
                  "BOOT_FAIL": FailureClass.NODE_FAIL, "DEADLINE": FailureClass.TIMEOUT}
+# a job that ends so is requeued by SLURM (every job is submitted with --requeue): an attempt, not a verdict
+REQUEUED_BY_SLURM = frozenset({"NODE_FAIL", "BOOT_FAIL"})
 REQUEUE_GRACE_S = 30.0   # how long an interrupted or self-requeued job may look finished in SLURM
 PENDING_LIKE = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED", "CONFIGURING",
                 "PREEMPTED", "RESIZING", "SIGNALING", "STAGE_OUT"}
@@ -54,17 +56,26 @@ def _refresh(run: Run, plan: Plan) -> None:
     skip_downstream(run, plan)  # first: SLURM cancels dependents of a failure, they must read SKIPPED
     states = run.read_states()
     live = {name: s for name, s in states.items() if not s.final and s.slurm_job_id}
-    if live:
-        accounted = accounting(run)
-        ids = [s.slurm_job_id for s in live.values() if s.slurm_job_id]
-        try:
-            seen = cluster.sacct_states(ids) if accounted else cluster.squeue_states(ids)
-        except SlurmCommandError:
-            return  # the scheduler did not answer: keep the journal as it is and try again later
-        for name, state in live.items():
-            current = run.read_state(plan.jobs[name].slug) or state  # the node may have written meanwhile
-            _apply(run, plan, name, current, seen.get(state.slurm_job_id or ""), accounted)
+    try:
+        seen, accounted = _ask(run, [s.slurm_job_id for s in live.values() if s.slurm_job_id])
+    except SlurmCommandError as error:
+        _unreachable(run, f"{error.argv[0]}: {error.reason}")
+        return  # the scheduler did not answer: keep the journal as it is and try again later
+    _unreachable(run, None)
+    for name in (name for name in plan.jobs if name in live):  # upstream first: SLURM cancels a dependent
+        state = live[name]                                     # of a failure, which must then read SKIPPED
+        current = run.read_state(plan.jobs[name].slug) or state  # the node may have written meanwhile
+        _apply(run, plan, name, current, seen.get(state.slurm_job_id or ""), accounted)
     skip_downstream(run, plan)
+
+
+def _ask(run: Run, ids: list[str]) -> tuple[dict[str, cluster.SlurmState], bool]:
+    """What SLURM says of `ids` in one call, and whether it came from accounting."""
+    if not ids:
+        return {}, True
+    if accounting(run):  # array master ids too: a task cancelled before it started is only in its array's range
+        return cluster.sacct_states([*ids, *_masters(ids)]), True
+    return cluster.squeue_states(ids), False
 
 
 def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.SlurmState | None,
@@ -73,7 +84,9 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
     if state.final:
         return
     if slurm is None:
-        if not accounted:
+        if not accounted and run.cancel_requested(plan.jobs[name].slug):
+            _finish(run, plan, name, state, State.CANCELLED, FailureClass.CANCELLED, "cancelled in SLURM (requested)")
+        elif not accounted:
             _finish(run, plan, name, state, State.FAILED, FailureClass.LOST,
                     "the job left the queue without a final record (no accounting to say why)")
         return  # with accounting: not visible yet
@@ -87,6 +100,9 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
             run.write_state(plan.jobs[name].slug, state)
         return
     if slurm.state in PENDING_LIKE:
+        if state.state in (State.RUNNING, State.PENDING) and _unrecorded_node_failure(state, slurm):
+            _record_requeue(run, plan, name, state, _unrecorded_node_failure(state, slurm) or "")
+            return
         if slurm.reason == "DependencyNeverSatisfied":
             return  # skip_downstream records why and cancels it
         if slurm.state == "PENDING" and state.state == State.RUNNING:
@@ -95,6 +111,10 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
         if state.reason != reason and not _being_requeued(state):  # keep why it was requeued while it waits
             state.state, state.reason = State.PENDING, reason
             run.write_state(plan.jobs[name].slug, state)
+        return
+    if not slurm.terminal:
+        return  # COMPLETING and the like: the verdict comes with the next poll
+    if slurm.state in REQUEUED_BY_SLURM and _requeued_by_slurm(run, plan, name, state, slurm):
         return
     if slurm.state == "CANCELLED" and _upstream_failed(plan, name, run.read_states()):
         return  # SLURM dropped it for a failed dependency: skip_downstream records SKIPPED with the reason
@@ -110,10 +130,50 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
                 f"SLURM state {slurm.state}{exit_text}")
 
 
+def _masters(ids: list[str]) -> set[str]:
+    return {job_id.split("_")[0] for job_id in ids if "_" in job_id}
+
+
+def _unreachable(run: Run, reason: str | None) -> None:
+    """Tell followers (run.json `scheduler_unreachable`) when the controller stops or starts answering again."""
+    if run.info().get("scheduler_unreachable") != reason:
+        run.update_info(scheduler_unreachable=reason)
+
+
 def _being_requeued(state: JobState) -> bool:
     """The node said it was interrupted or requeued itself a moment ago (accounting may lag behind)."""
     recent = time.time() - state.updated < REQUEUE_GRACE_S
     return recent and state.state == State.PENDING and (state.reason or "").startswith(("interrupted", "requeued"))
+
+
+def _requeued_by_slurm(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.SlurmState) -> bool:
+    """NODE_FAIL: record the attempt and wait for SLURM's requeue; False (a verdict) once the grace has passed
+    and SLURM still reports the failure as the job's latest state (it did not requeue it)."""
+    if state.reason == f"requeued by SLURM after {slurm.state}":
+        return _being_requeued(state)
+    _record_requeue(run, plan, name, state, slurm.state)
+    return True
+
+
+def _unrecorded_node_failure(state: JobState, slurm: cluster.SlurmState) -> str | None:
+    """The earlier run's NODE_FAIL (SLURM already requeued the job) when the journal has no attempt for it."""
+    failures = [earlier for earlier in slurm.earlier_states if earlier in REQUEUED_BY_SLURM]
+    recorded = sum(1 for attempt in state.attempts if attempt.failure_class == FailureClass.NODE_FAIL)
+    return failures[-1] if len(failures) > recorded else None
+
+
+def _record_requeue(run: Run, plan: Plan, name: str, state: JobState, slurm_state: str) -> None:
+    """The attempt that ended in `slurm_state`, and PENDING while SLURM requeues the job (dependents wait)."""
+    reason = f"requeued by SLURM after {slurm_state}"
+    job = plan.jobs[name]
+    number = max(state.attempt, 1)
+    if not state.attempts or state.attempts[-1].number != number:  # else the node recorded it (interrupted)
+        state.attempts.append(Attempt(number=number, state=State.FAILED, log=state.log or job.log,
+                                      ended=time.time()))
+    state.attempts[-1].failure_class = FAILURE_CLASS[slurm_state]
+    state.attempts[-1].failure_line, state.attempts[-1].reason = f"SLURM state {slurm_state}", reason
+    state.state, state.reason = State.PENDING, reason
+    run.write_state(job.slug, state)
 
 
 def _requeue_after_timeout(run: Run, plan: Plan, name: str, state: JobState) -> bool:

@@ -1,0 +1,151 @@
+"""One sbatch call: its options computed from one job alone, and an intent record that survives a crash.
+
+Why fresh options per call: submitit's `update_parameters` accumulates, so one executor reused for a
+campaign leaked a job's partition, memory, CPUs and dependency into every later job. Each call here builds
+a new submitit executor from the job's own resources (user config defaults under the campaign's), and
+passes `time=None` so that a job without a limit gets the partition's default, not submitit's 5 minutes.
+
+Why intents: a submitter killed while sbatch runs leaves a job in SLURM that the journal does not know.
+Before each sbatch call an intent file names the jobs it submits and is passed as the job's `--comment`;
+it is removed once their SLURM ids are journaled. The next submit finds leftover intents in `squeue` by
+comment (adopting the ids, and putting in place the pickle a killed submitter had not moved yet) or
+submits their jobs again, so nothing is submitted twice.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Sequence
+from contextlib import redirect_stderr
+from pathlib import Path
+from typing import Any
+
+import submitit
+from submitit.core.utils import DelayedSubmission, FailedJobError, FailedSubmissionError, JobPaths
+
+from ptycho_batch.campaign.plan import PlannedJob
+from ptycho_batch.campaign.spec import Resources, Scalar
+from ptycho_batch.executors.slurm import cluster
+from ptycho_batch.executors.slurm.node import run_on_node
+from ptycho_batch.journal.store import Run
+from ptycho_batch.util.errors import SlurmCommandError
+from ptycho_batch.util.fsio import write_json
+
+# submitit always asks for a warning signal (USR2) this long before the limit; the node ignores it and
+# stops the job at the limit itself (node.py)
+SIGNAL_DELAY_S = 20
+MARGIN_MIN = 2        # SLURM's limit sits this far past the job's own timeout_min
+# sbatch messages that mean "the controller did not answer", not "this job is refused"
+_UNREACHABLE = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
+                "Zero Bytes were transmitted", "temporarily unable", "command not found")
+
+
+class SbatchRefused(Exception):
+    """sbatch refused this job (bad partition, more memory than any node has): its message, one line."""
+
+
+def sbatch_options(job: PlannedJob, defaults: Resources) -> dict[str, Scalar]:
+    """The sbatch options (`--name=value`) one job is submitted with, from its own resources alone."""
+    merged = Resources.model_validate({**defaults.model_dump(exclude_none=True),
+                                       **job.resources.model_dump(exclude_none=True)})
+    time_limit = merged.time if merged.time is not None else (
+        int(job.timeout_min) + MARGIN_MIN if job.timeout_min else None)
+    options: dict[str, Scalar] = {"kill-on-invalid-dep": "yes", "requeue": True}
+    for flag, value in (("partition", merged.partition), ("time", time_limit), ("gpus-per-node", merged.gpus),
+                        ("cpus-per-task", merged.cpus), ("constraint", merged.constraint), ("qos", merged.qos),
+                        ("nodes", merged.nodes), ("account", merged.account)):
+        if value is not None:
+            options[flag] = value
+    if merged.mem_gb is not None:
+        options["mem"] = f"{int(merged.mem_gb * 1024)}M"
+    options.update(merged.sbatch)
+    return options
+
+
+def submit(run: Run, names: Sequence[str], *, job_name: str, options: dict[str, Scalar], after: Sequence[str],
+           parallelism: int | None) -> tuple[list[str], Path]:
+    """One sbatch call for `names` (one job, or one array): their SLURM ids, in order, and the intent file,
+    which the caller removes once the ids are journaled.
+
+    Raises SbatchRefused when sbatch refuses the job, SlurmCommandError when the controller is unreachable.
+    """
+    intent = _write_intent(run, names)
+    folder = _submitit_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)  # before sbatch: a job whose --output folder is missing fails
+    executor = submitit.SlurmExecutor(folder=folder)
+    parameters: dict[str, Any] = {"job_name": job_name, "time": None, "signal_delay_s": SIGNAL_DELAY_S,
+                                  "comment": intent.stem, "additional_parameters": dict(options)}
+    if after:
+        parameters["dependency"] = "afterok:" + ":".join(after)
+    if parallelism:
+        parameters["array_parallelism"] = parallelism
+    executor.update_parameters(**parameters)
+    try:
+        with redirect_stderr(io.StringIO()):  # submitit prints sbatch's complaint; the error carries it
+            if len(names) == 1:
+                return [executor.submit(run_on_node, str(run.dir), names[0]).job_id], intent
+            with executor.batch():
+                handles = [executor.submit(run_on_node, str(run.dir), name) for name in names]
+            return [handle.job_id for handle in handles], intent
+    except (FailedJobError, FailedSubmissionError, OSError) as error:
+        message = _last_line(str(error))
+        if isinstance(error, OSError) or any(marker in message for marker in _UNREACHABLE):
+            if isinstance(error, OSError):
+                intent.unlink(missing_ok=True)  # sbatch never ran; after a timeout the job may exist: keep it
+            raise SlurmCommandError(["sbatch"], message) from None
+        intent.unlink(missing_ok=True)  # refused: nothing reached SLURM
+        raise SbatchRefused(message) from None
+
+
+def adopt_leftovers(run: Run, job_name: str) -> dict[str, str]:
+    """Jobs a killed submitter had sent to SLURM without journaling: job name -> SLURM id, found in squeue
+    by the intent's comment. Intents SLURM does not know are dropped (their jobs are submitted again)."""
+    intents = sorted(_intent_dir(run).glob("*.json"))
+    if not intents:
+        return {}
+    queued = cluster.queued_by_comment(job_name)
+    adopted: dict[str, str] = {}
+    for path in intents:
+        names = json.loads(path.read_text())["names"]
+        master = queued.get(path.stem)
+        if master is not None:
+            ids = [master] if len(names) == 1 else [f"{master}_{index}" for index in range(len(names))]
+            for name, job_id in zip(names, ids):
+                _ensure_pickle(run, name, job_id)
+            adopted.update(zip(names, ids))
+        path.unlink(missing_ok=True)
+    return adopted
+
+
+def _ensure_pickle(run: Run, name: str, job_id: str) -> None:
+    """submitit moves a job's pickle into place after sbatch returns; a submitter killed in between leaves
+    a job that waits 60 s for it and then fails. Put it there (what submitit would have written)."""
+    pickle = JobPaths(_submitit_dir(run), job_id=job_id).submitted_pickle
+    if not pickle.exists():
+        pickle.parent.mkdir(parents=True, exist_ok=True)
+        DelayedSubmission(run_on_node, str(run.dir), name).dump(pickle)
+
+
+def _write_intent(run: Run, names: Sequence[str]) -> Path:
+    path = _intent_dir(run) / f"ptybatch-{uuid.uuid4().hex[:16]}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"names": list(names)})
+    return path
+
+
+def _submitit_dir(run: Run) -> Path:
+    """submitit's files, in one folder that exists before any sbatch call (not one per job id, which
+    submitit creates only after sbatch returns: a submitter killed in between left jobs that could not
+    open their output file)."""
+    return run.dir / "slurm" / "submitit"
+
+
+def _intent_dir(run: Run) -> Path:
+    return run.dir / "slurm" / "intents"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("---")]
+    return lines[-1] if lines else "sbatch failed without a message"
