@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from ptycho_batch import __version__
-from ptycho_batch.campaign.spec import find_campaign, parse_overrides
+from ptycho_batch.campaign.spec import RUNTIMES, find_campaign, parse_overrides
 from ptycho_batch.executors.base import Executor
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run
@@ -41,7 +41,7 @@ def _campaign_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", action="append", default=[], metavar="JOB|BACKEND",
                         help="run only these jobs (with everything upstream of them)")
     parser.add_argument("--out", type=Path, help="output root (default: the campaign's `out`, relative to its file)")
-    parser.add_argument("--runtime", choices=["host", "venv", "podman", "docker", "apptainer", "charliecloud", "auto"],
+    parser.add_argument("--runtime", choices=list(RUNTIMES),
                         help="use this runtime for every backend in this run")
     parser.add_argument("--force", action="store_true", help="rerun every job, even those with a matching cache key")
     parser.add_argument("--rerun-failed", action="store_true",

@@ -55,6 +55,9 @@ class FailureClass(_Word):
     KILLED = "killed"
     EXPECTATION = "expectation"
     MISSING_ARTIFACT = "missing-artifact"
+    MISSING_METRIC = "missing-metric"
+    USAGE = "usage"
+    TEST_FAILURE = "test-failure"
     EXCEPTION = "exception"
     EXIT = "exit"
     RUNTIME = "runtime"
@@ -113,6 +116,7 @@ class JobState(BaseModel):
     red_note: str | None = None
     green: list[str] = Field(default_factory=list)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)   # a COMPLETED job's: unmatched observe, warning lines
     artifacts: dict[str, ArtifactRecord] = Field(default_factory=dict)
     attempts: list[Attempt] = Field(default_factory=list)
     updated: float = 0.0
@@ -120,6 +124,13 @@ class JobState(BaseModel):
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
+
+    @property
+    def label(self) -> str:
+        """The state as shown everywhere a state is: `COMPLETED with warnings: ...` when there are some."""
+        if self.state == State.COMPLETED and self.warnings:
+            return f"COMPLETED with warnings: {'; '.join(self.warnings)}"
+        return str(self.state)
 
     @property
     def duration(self) -> float | None:

@@ -69,6 +69,11 @@ def extract_metrics(text: str, observe: dict[str, str]) -> tuple[dict[str, Any],
     return {key: values[-1] for key, values in series.items()}, series
 
 
+def observed(name: str, metrics: dict[str, Any]) -> bool:
+    """Whether observe entry `name` matched at least once (it gives `name` or `name.<group>` metrics)."""
+    return any(key == name or key.startswith(name + ".") for key in metrics)
+
+
 def check_expectations(metrics: dict[str, Any], expect: dict[str, Expect]) -> list[str]:
     """One message per violated expectation, naming the metric, the bound and the value."""
     failures: list[str] = []
