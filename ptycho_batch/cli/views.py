@@ -51,7 +51,8 @@ def status_table(plan: Plan, states: dict[str, JobState], limit: int | None = No
         state = states[name]
         style = STATE_STYLE.get(state.state, "")
         duration = f"{state.duration:.1f}s" if state.duration is not None else ""
-        detail = state.failure_class and f"{state.failure_class}: {state.failure_line or ''}" or state.reason or ""
+        detail = (state.failure_class and f"{state.failure_class}: {state.failure_line or ''}" or state.warning_text
+                  or state.reason or "")
         table.add_row(escape(name), job.backend, job.stage, f"[{style}]{state.state}[/]", str(state.attempt or ""),
                       duration, escape(detail), escape(Path(state.log or job.log).name))
     return table

@@ -126,11 +126,11 @@ class JobState(BaseModel):
         return self.state in FINAL_STATES
 
     @property
-    def label(self) -> str:
-        """The state as shown everywhere a state is: `COMPLETED with warnings: ...` when there are some."""
+    def warning_text(self) -> str | None:
+        """`completed with warnings: ...` for a COMPLETED job that has some (shown wherever a state is)."""
         if self.state == State.COMPLETED and self.warnings:
-            return f"COMPLETED with warnings: {'; '.join(self.warnings)}"
-        return str(self.state)
+            return f"completed with warnings: {'; '.join(self.warnings)}"
+        return None
 
     @property
     def duration(self) -> float | None:

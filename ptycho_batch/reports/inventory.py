@@ -39,6 +39,8 @@ def status_text(state: JobState) -> str:
         return f"{icon} FAILED ({state.failure_class})"
     if state.state in (State.SKIPPED, State.CANCELLED) and state.reason:
         return f"{icon} {state.state} ({state.reason})"
+    if state.warning_text:
+        return f"⚠️ {state.state} ({state.warning_text})"
     if state.state == State.COMPLETED and state.fallback:
         return f"{icon} COMPLETED via fallback ({state.fallback})"
     if state.state == State.COMPLETED and state.cached_from:
@@ -108,7 +110,8 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
     notes = dict(plan.notes)
     lines += ["", "## Dataset", "", notes.pop("dataset", None) or "(no dataset note)"]
     if plan.data:
-        lines += [""] + [f"- `{k}`: `{v}`" for k, v in plan.data.items()]
+        lines += [""] + [f"- `{k}`: `{v}`" + (f" (SHA-1 `{plan.data_digests[k]}`)" if k in plan.data_digests else "")
+                         for k, v in plan.data.items()]
     lines += ["", "## Policy decision", "", decision.text]
     next_steps = notes.pop("next_steps", []) or []
     lines += ["", "## Next steps", ""] + ([f"- {s}" for s in next_steps] or ["(none recorded)"])
@@ -225,5 +228,6 @@ def report_data(plan: Plan, run: Run, states: dict[str, JobState], decision: Pol
                     "abs_diff": r.diff.absolute if r.diff else None, "rel_diff": r.diff.relative if r.diff else None,
                     "tolerance": r.tolerance, "ok": r.ok, "required": r.required}
                    for r in evaluate_all(plan.parity, states)],
-        "dataset": plan.notes.get("dataset"), "data": plan.data, "next_steps": plan.notes.get("next_steps", []),
+        "dataset": plan.notes.get("dataset"), "data": plan.data, "data_sha1": plan.data_digests,
+        "next_steps": plan.notes.get("next_steps", []),
     }
