@@ -45,7 +45,7 @@ FLAKY = ("import sys; mode = sys.argv[1]; print('Epoch 1/1 loss=2.0');"
          "sys.exit('InvalidArgumentError: ImageProjectiveTransformV3 has no XLA kernel') if mode == 'native' "
          "else print('Patch stats: mean=0.52, std=0.1, var_zero_mean=0.01')")
 STATS = {"patch_stats": r"Patch stats: mean=(?P<mean>\S+), std=(?P<std>\S+), var_zero_mean=(?P<var_zero_mean>\S+)",
-         "loss": r"Epoch \d+/\d+ loss=(?P<loss>\S+)"}
+         "loss": r"Epoch (?P<epoch>\d+)/\d+ loss=(?P<loss>\S+)"}
 
 
 def _phase(translate: str, torch_mean: float) -> dict:

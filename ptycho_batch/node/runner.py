@@ -187,13 +187,14 @@ def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str
     # the log is read only when something needs it (hundreds of tiny jobs should not pay for it)
     needs_log = job.observe or not ran_ok or job.fallbacks or job.expect or job.signatures
     lines = clean_text(Path(state.log or job.log).read_text(errors="replace")).splitlines() if needs_log else []
-    metrics, series = extract_metrics("\n".join(lines), job.observe)
+    metrics, series, epochs = extract_metrics("\n".join(lines), job.observe)
     missing = _collect_artifacts(job, state, metrics) if ran_ok else []
     unmet = check_expectations(metrics, job.expect) if ran_ok else []
     state.metrics = metrics
     if job.observe or job.artifacts:
         write_json(ReportDir(Path(job.report_dir)).record(job.slug, "metrics"),
-                   {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series})
+                   {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series,
+                    "epochs": epochs})
     absent = [f"{name}: required metric never matched in the log" for name in job.observe_required
               if not observed(name, metrics)] if ran_ok else []
     verdict = classify(lines, exit_code=state.exit_code, signal=state.signal, timed_out=timed_out,

@@ -194,21 +194,29 @@ def _parity_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
 
 
 def _loss_section(plan: Plan, states: dict[str, JobState], base: Path) -> list[str]:
-    curves: dict[str, list[float]] = {}
+    """Loss against epoch when every curve's pattern has an `epoch` group, else against match index."""
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    by_epoch = True
     for name, job in plan.jobs.items():
         if job.stage != "train" or states[name].state != State.COMPLETED:
             continue
         metrics_file = Path(job.report_dir) / "analysis" / f"{job.slug}.metrics.json"
         if not metrics_file.exists():
             continue
-        series = json.loads(metrics_file.read_text()).get("series", {})
-        loss = next((v for k, v in series.items() if k == "loss" or k.endswith(".loss")), None)
-        if loss:
-            curves[f"{name} ({job.backend})"] = [v for v in loss if isinstance(v, float)]
-    drawn = plots.loss_curves(curves, base / "loss_curves.png", f"{plan.title}: training loss")
+        recorded = json.loads(metrics_file.read_text())
+        key = next((k for k in recorded.get("series", {}) if k == "loss" or k.endswith(".loss")), None)
+        if key is None:
+            continue
+        epochs = recorded.get("epochs", {}).get(key)
+        by_epoch = by_epoch and epochs is not None
+        points = [(x, y) for x, y in zip(epochs or range(1, len(recorded["series"][key]) + 1), recorded["series"][key])
+                  if isinstance(y, float) and isinstance(x, (int, float))]
+        curves[f"{name} ({job.backend})"] = ([x for x, _ in points], [y for _, y in points])
+    axis = "epoch" if by_epoch else "match (one per log line that matched)"
+    drawn = plots.loss_curves(curves, base / "loss_curves.png", f"{plan.title}: training loss", axis)
     if drawn is None:
         return []
-    return ["", "## Training loss", "", f"![training loss per epoch]({_link(str(drawn), base)})"]
+    return ["", "## Training loss", "", f"![training loss per {axis.split(' ')[0]}]({_link(str(drawn), base)})"]
 
 
 def _fmt(value: Any) -> str:

@@ -22,16 +22,17 @@ def _pyplot():
     return plt
 
 
-def loss_curves(curves: dict[str, list[float]], path: Path, title: str) -> Path | None:
-    """One line per job on a shared axis (epoch on x); None when matplotlib or data is missing."""
-    curves = {label: values for label, values in curves.items() if values}
+def loss_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, title: str,
+                xlabel: str) -> Path | None:
+    """One line per job, (x, y) each, on a shared axis labelled `xlabel`; None without matplotlib or data."""
+    curves = {label: xy for label, xy in curves.items() if xy[1]}
     if not curves or not available():
         return None
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4), dpi=100)
-    for label, values in curves.items():
-        axis.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
-    axis.set_xlabel("epoch")
+    for label, (xs, ys) in curves.items():
+        axis.plot(xs, ys, marker="o", markersize=3, label=label)
+    axis.set_xlabel(xlabel)
     axis.set_ylabel("training loss")
     axis.set_title(title)
     axis.grid(alpha=0.3)
