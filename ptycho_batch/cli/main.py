@@ -292,7 +292,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     result = compare(load_side(args.left, args.out), load_side(args.right, args.out), args.metrics, args.rel)
     print_renderable(compare_table(result))
-    for label, names in ((result.left.label, result.only_left), (result.right.label, result.only_right)):
+    for label, names in zip(result.labels, (result.only_left, result.only_right)):
         if names:
             print(f"only in {label}: {', '.join(names)}")
     print(f"written: {write_comparison(result)}")

@@ -230,7 +230,8 @@ def report_data(plan: Plan, run: Run, states: dict[str, JobState], decision: Pol
         "policy": {"id": plan.policy_id, "required": plan.required_backends, "optional": plan.optional_backends,
                    "passed": decision.passed, "decision": decision.text},
         "jobs": [{"name": name, "backend": job.backend, "stage": job.stage, "command": job.argv,
-                  "status": status_text(states[name]), **states[name].model_dump(exclude={"cache_parts"})}
+                  "status": status_text(states[name]), "params": job.params,
+                  **states[name].model_dump(exclude={"cache_parts"})}
                  for name, job in plan.jobs.items()],
         "parity": [{"check": r.check, "metric": r.metric, "left": r.left, "right": r.right,
                     "abs_diff": r.diff.absolute if r.diff else None, "rel_diff": r.diff.relative if r.diff else None,
