@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--rel", type=float, default=0.05, help="relative tolerance that flags a difference")
     compare.add_argument("--out", type=Path)
 
+    gc = commands.add_parser("gc", help="remove old runs' workdirs (journal and report evidence stay)")
+    gc.add_argument("target", nargs="?", help="campaign file or name, run dir or id, or a directory of runs "
+                    "(default: runs below the current directory)")
+    gc.add_argument("--out", type=Path)
+    gc.add_argument("--keep", type=int, default=1, metavar="N", help="keep the newest N runs of each campaign")
+    gc.add_argument("--older-than", metavar="AGE", help="only runs started longer ago than AGE (30m, 12h, 7d)")
+    gc.add_argument("--dry-run", action="store_true", help="print what would be freed, remove nothing")
+
     containers = commands.add_parser("containers", help="build and convert the per-backend images")
     actions = containers.add_subparsers(dest="action", required=True)
     build = actions.add_parser("build", help="build Dockerfile.<backend> (both backends by default)")
@@ -299,6 +307,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from ptycho_batch.engine.gc import collectable, parse_age, remove
+    from ptycho_batch.journal.locate import runs_meant
+
+    try:
+        older_than = parse_age(args.older_than) if args.older_than else None
+    except ValueError:
+        raise SpecError([f"--older-than {args.older_than!r}: expected an age such as 30m, 12h or 7d"]) from None
+    if args.keep < 0:
+        raise SpecError([f"--keep {args.keep}: expected 0 or more"])
+    items = collectable(runs_meant(args.target, args.out), keep=args.keep, older_than_s=older_than)
+    verb = "would free" if args.dry_run else "freed"
+    for item in items:
+        print(f"{item.run.dir.parent.name} run {item.run.id}: {verb} {_size(item.size)} ({item.workdir})")
+    total = sum(item.size for item in items) if args.dry_run else remove(items)
+    print(f"{verb} {_size(total)} in {len(items)} run(s); journals and report evidence kept")
+    return EXIT_OK
+
+
+def _size(count: int) -> str:
+    value, units = float(count), ["B", "KB", "MB", "GB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:.0f} B" if units[0] == "B" else f"{value:.1f} {units[0]}"
+
+
 def cmd_containers(args: argparse.Namespace) -> int:
     from ptycho_batch.runtimes import images as containers
 
@@ -316,5 +350,5 @@ def cmd_containers(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "submit": cmd_submit,
-            "status": cmd_status, "report": cmd_report, "cancel": cmd_cancel, "compare": cmd_compare,
+            "status": cmd_status, "report": cmd_report, "cancel": cmd_cancel, "compare": cmd_compare, "gc": cmd_gc,
             "containers": cmd_containers}
