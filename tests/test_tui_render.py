@@ -192,3 +192,11 @@ def test_logs_find_jobs_tail_and_follow(tmp_path: Path) -> None:
     copied = io.BytesIO()
     follow(lambda: JobState(name=state.name, state="COMPLETED", log=str(log)), plan, copied, poll=0.01)
     assert copied.getvalue() == log.read_bytes()
+
+
+def test_completed_with_warnings_is_shown_in_the_row(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, SMALL, executor="local")
+    simulate = next(s for s in JournalCache(run).poll() if s.name == "simulate")
+    run.write_state("simulate", simulate.model_copy(update={"warnings": ["patch_stats: no match"]}))
+    assert "completed with warnings: patch_stats: no match" in line_of(screen(dashboard_of(run), width=220),
+                                                                       "simulate")
