@@ -79,6 +79,7 @@ def test_observe_warnings_required_metrics_and_warning_signatures(tmp_path: Path
     assert "patch_stats: required metric never matched" in final["strict"]["failure_line"]
     assert final["stitch"]["state"] == "COMPLETED"
     assert final["stitch"]["warnings"] == ["Object stitching failed: shapes differ"]
+    assert "[ptybatch] silent: COMPLETED (completed with warnings: patch_stats: no match)" in result.stdout
     status = ptybatch("status", str(path), cwd=tmp_path).stdout
     assert "completed with warnings: patch_stats: no match" in status and "missing-metric" in status
     inventory = (tmp_path / "reports" / "t" / "analysis" / "artifact_inventory.md").read_text()
