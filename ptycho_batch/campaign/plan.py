@@ -301,12 +301,12 @@ def cache_parts(job: PlannedJob, runtime_identity: str, upstream_digests: dict[s
         "argv": digest(workdir_free),
         "env": digest(job.env),
         "params": digest(job.params if job.used_params is None else {k: job.params[k] for k in job.used_params}),
-        "data": digest(job.data_digests),
         "runtime": runtime_identity,
         "upstream": digest(upstream_digests),
         "checks": digest([job.observe, {k: v.model_dump() for k, v in job.expect.items()},
-                          {k: v.model_dump() for k, v in job.artifacts.items()}]),
-    }
+                          {k: v.model_dump() for k, v in job.artifacts.items()}]
+                         + ([job.observe_required] if job.observe_required else [])),
+    } | ({"data": digest(job.data_digests)} if job.data_digests else {})   # absent: keys of data-free jobs stay
 
 
 def cache_key(parts: dict[str, str]) -> str:
@@ -314,9 +314,9 @@ def cache_key(parts: dict[str, str]) -> str:
 
 
 def why_rerun(parts: dict[str, str], previous: dict[str, str]) -> str:
-    changed = [name for name in parts if parts.get(name) != previous.get(name)]
+    changed = [name for name in {**parts, **previous} if parts.get(name) != previous.get(name)]
     labels = {"argv": "command changed", "env": "environment changed", "params": "params changed",
               "runtime": f"runtime changed ({previous.get('runtime', '?')} -> {parts.get('runtime')})",
               "upstream": "upstream artifacts changed", "data": "data changed",
               "checks": "observe/expect/artifact rules changed"}
-    return ", ".join(labels[c] for c in changed) or "no change"
+    return ", ".join(labels.get(c, f"{c} changed") for c in changed) or "no change"
