@@ -45,7 +45,7 @@ FLAKY = ("import sys; mode = sys.argv[1]; print('Epoch 1/1 loss=2.0');"
          "sys.exit('InvalidArgumentError: ImageProjectiveTransformV3 has no XLA kernel') if mode == 'native' "
          "else print('Patch stats: mean=0.52, std=0.1, var_zero_mean=0.01')")
 STATS = {"patch_stats": r"Patch stats: mean=(?P<mean>\S+), std=(?P<std>\S+), var_zero_mean=(?P<var_zero_mean>\S+)",
-         "loss": r"Epoch \d+/\d+ loss=(?P<loss>\S+)"}
+         "loss": r"Epoch (?P<epoch>\d+)/\d+ loss=(?P<loss>\S+)"}
 
 
 def _phase(translate: str, torch_mean: float) -> dict:
@@ -103,7 +103,7 @@ def test_fallback_signatures_parity_and_report(tmp_path: Path) -> None:
 
     compared = ptybatch("compare", str(path), str(other), "--metrics", "patch_stats.*", cwd=tmp_path)
     assert compared.returncode == 0, compared.stderr
-    written = tmp_path / "b" / "reports" / "t2" / "analysis" / "compare_t_vs_t2.md"
+    written = next((tmp_path / "b" / "reports" / "t2" / "analysis").glob("compare_t_*_vs_t2_*.md"))
     text = written.read_text()
     assert "| `torch_train` | `patch_stats.mean` | 0.5 | 0.7 |" in text and "beyond tolerance" in text
     data = json.loads(written.with_suffix(".json").read_text())
@@ -127,6 +127,23 @@ def test_required_parity_failure_fails_the_phase(tmp_path: Path) -> None:
     assert "phase blocked" in result.stdout.splitlines()[-2], "the policy verdict closes the summary"
 
 
+def test_compare_names_columns_and_files_by_run_and_lists_changed_params(tmp_path: Path) -> None:
+    """Two runs of one campaign: columns and file names carry both run ids, the changed param is listed."""
+    path = write_campaign(tmp_path, _phase("xla", 0.5))
+    assert ptybatch("submit", str(path), cwd=tmp_path).returncode == 0
+    assert ptybatch("submit", str(path), "--set", "translate=native", cwd=tmp_path).returncode == 0
+    first, second = (p.parent.name for p in sorted((tmp_path / "reports" / ".ptybatch" / "t").glob("*/run.json")))
+    result = ptybatch("compare", first, second, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = tmp_path / "reports" / "t" / "analysis" / f"compare_{first}_vs_{second}.md"
+    text = written.read_text()
+    assert f"# Compare {first} vs {second}" in text and f"| Job | {first} | {second} |" in text
+    assert "Params that differ: `translate: xla → native`." in text
+    again = ptybatch("compare", second, first, cwd=tmp_path)
+    assert again.returncode == 0 and written.read_text() == text   # another pair never overwrites it
+    assert (tmp_path / "reports" / "t" / "analysis" / f"compare_{second}_vs_{first}.md").is_file()
+
+
 def test_report_plots_loss_curves_and_compare_bars(tmp_path: Path) -> None:
     from conftest import requires
 
@@ -140,4 +157,4 @@ def test_report_plots_loss_curves_and_compare_bars(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert "![training loss per epoch](loss_curves.png)" in (analysis / "artifact_inventory.md").read_text()
     assert ptybatch("compare", str(path), str(path), cwd=tmp_path).returncode == 0
-    assert (analysis / "compare_t_vs_t.png").read_bytes()[:4] == b"\x89PNG"
+    assert next(analysis.glob("compare_*_vs_*.png")).read_bytes()[:4] == b"\x89PNG"

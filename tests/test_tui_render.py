@@ -203,3 +203,11 @@ def test_a_pending_row_shows_nothing_from_an_earlier_run(tmp_path: Path) -> None
     dashboard.handle("space")
     row = line_of(screen(dashboard, width=220), pending.name[len(pending.base):])
     assert "· PENDING" in row and "tf2xla" not in row
+
+
+def test_completed_with_warnings_is_shown_in_the_row(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path, SMALL, executor="local")
+    simulate = next(s for s in JournalCache(run).poll() if s.name == "simulate")
+    run.write_state("simulate", simulate.model_copy(update={"warnings": ["patch_stats: no match"]}))
+    assert "completed with warnings: patch_stats: no match" in line_of(screen(dashboard_of(run), width=220),
+                                                                       "simulate")

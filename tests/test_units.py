@@ -27,12 +27,20 @@ def test_keras_progress_bars_are_rendered_like_a_terminal() -> None:
 
 def test_metrics_named_groups_series_and_plain_names() -> None:
     text = "Epoch 1 loss=3.5\nEpoch 2 loss=2.5\nLoaded intensity_scale from bundle: 9.882118\nmode: fast\n"
-    metrics, series = extract_metrics(text, {
+    metrics, series, epochs = extract_metrics(text, {
         "loss": r"Epoch (?P<epoch>\d+) loss=(?P<loss>\S+)",
         "intensity_scale": r"intensity_scale from bundle: (?P<intensity_scale>\S+)",
         "mode": r"mode: (\w+)"})
-    assert metrics == {"loss.epoch": 2.0, "loss": 2.5, "intensity_scale": 9.882118, "mode": "fast"}
+    assert metrics == {"loss": 2.5, "intensity_scale": 9.882118, "mode": "fast"}
     assert series["loss"] == [3.5, 2.5]
+    assert epochs == {"loss": [1.0, 2.0]}   # an `epoch` group is the series' axis, not a metric
+
+
+def test_series_without_epoch_group_are_indexed_by_match() -> None:
+    """Keras prints one line per step: 3 steps of one epoch are 3 matches, not 3 epochs."""
+    text = "Epoch 1/1\n1/3 - loss: 3.0\n2/3 - loss: 2.0\n3/3 - loss: 1.0\n"
+    metrics, series, epochs = extract_metrics(text, {"loss": r"\bloss: (?P<loss>\S+)"})
+    assert series["loss"] == [3.0, 2.0, 1.0] and epochs == {}
 
 
 def test_expectations_name_metric_bound_and_value() -> None:

@@ -16,18 +16,21 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ptycho_batch.campaign.data import digest_data
 from ptycho_batch.campaign.spec import (
     Backend,
     Campaign,
     Expect,
+    Fallback,
     FallbackWhen,
+    Job,
     LocatedYaml,
     ParityCheck,
     Resources,
     Scalar,
     Signature,
 )
-from ptycho_batch.campaign.templates import render
+from ptycho_batch.campaign.templates import placeholders, render
 from ptycho_batch.util.errors import SpecError
 
 
@@ -37,6 +40,7 @@ class PlannedArtifact(BaseModel):
     dest: str            # absolute path under <report_dir>/analysis/
     digest: str | None = None
     required: bool = False
+    kind: str = "file"   # or "dir": a directory tree
 
 
 class PlannedFallback(BaseModel):
@@ -66,6 +70,9 @@ class PlannedJob(BaseModel):
     workdir: str
     observe: dict[str, str]
     artifacts: dict[str, PlannedArtifact]
+    observe_required: list[str] = Field(default_factory=list)   # observe names whose absence fails the job
+    used_params: list[str] | None = None   # the params its command, env and paths name (None: all, old plans)
+    data_digests: dict[str, str] = Field(default_factory=dict)   # SHA-1 of the `data:` entries it uses
     expect: dict[str, Expect]
     timeout_min: float | None
     resources: Resources
@@ -95,6 +102,7 @@ class Plan(BaseModel):
     jobs: dict[str, PlannedJob]   # in a topological order
     notes: dict[str, Any]
     data: dict[str, str]
+    data_digests: dict[str, str] = Field(default_factory=dict)
     parity: list[ParityCheck] = Field(default_factory=list)
     backends: dict[str, Backend] = Field(default_factory=dict)   # to rebuild runtimes on a cluster node
 
@@ -142,6 +150,7 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
             from None
     selected = _select(campaign, only, located)
     data = {k: str((base_dir / v).resolve()) for k, v in campaign.data.items()}
+    data_digests = digest_data(data, located)
     required = set(campaign.required_backends())
     expanded: dict[str, list[str]] = {}
     jobs: dict[str, PlannedJob] = {}
@@ -175,6 +184,7 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                     for art_name, art in jobs[upstream_cells[0]].artifacts.items():
                         values[f"jobs.{need}.artifacts.{art_name}"] = art.dest
             declared_env = {**campaign.defaults.env, **backend.env, **job.env}
+            used = _names_used(job, declared_env, job.fallback + backend.fallback)
             try:
                 argv = _argv(job.command, job.shell, values)
                 log_name = render(job.log, values) if job.log else f"{slug}.log"
@@ -189,7 +199,7 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                     art_name: PlannedArtifact(
                         name=art_name, source=render(art.path, values),
                         dest=str(report_dir / "analysis" / render(art.as_ or Path(art.path).name, values)),
-                        digest=art.digest, required=art.required)
+                        digest=art.digest, required=art.required, kind=art.kind)
                     for art_name, art in job.artifacts.items()}
             except KeyError as missing:
                 problems.append(f"{located.where(('jobs', base))}: jobs.{base}: template {{{missing.args[0]}}} has no "
@@ -203,7 +213,11 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                 name=name, slug=slug, base=base, backend=job.backend, stage=job.stage,
                 runtime=runtimes[job.backend], argv=argv, params=params, env=env,
                 pass_env=list(dict.fromkeys(backend.pass_env + job.pass_env)), needs=needs, log=str(log),
-                report_dir=str(report_dir), workdir=str(workdir), observe=job.observe, artifacts=artifacts,
+                report_dir=str(report_dir), workdir=str(workdir), artifacts=artifacts,
+                observe={k: v if isinstance(v, str) else v.pattern for k, v in job.observe.items()},
+                observe_required=[k for k, v in job.observe.items() if not isinstance(v, str) and v.required],
+                used_params=sorted(used & set(params)),
+                data_digests={k: data_digests[k] for k in sorted(data) if f"data.{k}" in used},
                 expect=job.expect, timeout_min=job.timeout_min or campaign.defaults.timeout_min,
                 resources=job.resources or campaign.defaults.resources, required=job.backend in required,
                 binds=sorted({str(Path(p).parent) for p in data.values()} |
@@ -218,9 +232,19 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
         campaign=campaign.campaign, title=campaign.title or campaign.campaign, source=str(source), out=str(out),
         summary_dir=str(out / campaign.summary_dir), run_dir=str(run_dir), policy_id=campaign.policy.id,
         required_backends=sorted(required), optional_backends=sorted(set(campaign.backends) - required),
-        runtimes=runtimes, jobs=jobs, notes=campaign.notes.model_dump(), data=data,
+        runtimes=runtimes, jobs=jobs, notes=campaign.notes.model_dump(), data=data, data_digests=data_digests,
         parity=[check for check in campaign.parity if all(b in expanded for b in check.between)],
         backends=campaign.backends)
+
+
+def _names_used(job: Job, env: dict[str, str], rules: list[Fallback]) -> set[str]:
+    """The template names a job's command, log, env and artifact paths use (its cache key's params)."""
+    texts = [job.command] if isinstance(job.command, str) else list(job.command)
+    texts += [job.log or "", *env.values()]
+    texts += [t for art in job.artifacts.values() for t in (art.path, art.as_ or "")]
+    for rule in rules:
+        texts += list(rule.env.values())
+    return {name for text in texts for name in placeholders(text)} | {name for rule in rules for name in rule.params}
 
 
 def _argv(command: list[str] | str, shell: bool, values: dict[str, Any]) -> list[str]:
@@ -264,12 +288,13 @@ def cache_parts(job: PlannedJob, runtime_identity: str, upstream_digests: dict[s
     return {
         "argv": digest(workdir_free),
         "env": digest(job.env),
-        "params": digest(job.params),
+        "params": digest(job.params if job.used_params is None else {k: job.params[k] for k in job.used_params}),
         "runtime": runtime_identity,
         "upstream": digest(upstream_digests),
         "checks": digest([job.observe, {k: v.model_dump() for k, v in job.expect.items()},
-                          {k: v.model_dump() for k, v in job.artifacts.items()}]),
-    }
+                          {k: v.model_dump() for k, v in job.artifacts.items()}]
+                         + ([job.observe_required] if job.observe_required else [])),
+    } | ({"data": digest(job.data_digests)} if job.data_digests else {})   # absent: keys of data-free jobs stay
 
 
 def cache_key(parts: dict[str, str]) -> str:
@@ -277,8 +302,9 @@ def cache_key(parts: dict[str, str]) -> str:
 
 
 def why_rerun(parts: dict[str, str], previous: dict[str, str]) -> str:
-    changed = [name for name in parts if parts.get(name) != previous.get(name)]
+    changed = [name for name in {**parts, **previous} if parts.get(name) != previous.get(name)]
     labels = {"argv": "command changed", "env": "environment changed", "params": "params changed",
               "runtime": f"runtime changed ({previous.get('runtime', '?')} -> {parts.get('runtime')})",
-              "upstream": "upstream artifacts changed", "checks": "observe/expect/artifact rules changed"}
-    return ", ".join(labels[c] for c in changed) or "no change"
+              "upstream": "upstream artifacts changed", "data": "data changed",
+              "checks": "observe/expect/artifact rules changed"}
+    return ", ".join(labels.get(c, f"{c} changed") for c in changed) or "no change"

@@ -14,12 +14,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ptycho_batch.campaign.templates import placeholders
+from ptycho_batch.campaign.templates import placeholders, render
 from ptycho_batch.util.errors import SpecError
 
 Scalar = bool | int | float | str
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
-RUNTIMES = ("host", "venv", "podman", "docker", "apptainer", "charliecloud", "auto")
+RUNTIMES = ("host", "venv", "python", "podman", "docker", "apptainer", "charliecloud", "auto")
 
 
 class Strict(BaseModel):
@@ -107,13 +107,20 @@ class Signature(Strict):
 
     name: Annotated[str, Field(pattern=NAME_RE)]
     regex: str
-    class_: str = Field(alias="class")
+    class_: str | None = Field(default=None, alias="class")
     hint: str | None = None
+    severity: Literal["error", "warning"] = "error"   # warning: a COMPLETED job that printed it is flagged
 
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str) -> str:
         return _valid_regex(value)
+
+    @model_validator(mode="after")
+    def _errors_have_a_class(self) -> Signature:
+        if self.severity == "error" and not self.class_:
+            raise ValueError("a signature of severity 'error' needs a 'class'")
+        return self
 
 
 class ParityCheck(Strict):
@@ -134,8 +141,9 @@ class ParityCheck(Strict):
 
 
 class Backend(Strict):
-    runtime: Literal["host", "venv", "podman", "docker", "apptainer", "charliecloud", "auto"] = "venv"
+    runtime: Literal["host", "venv", "python", "podman", "docker", "apptainer", "charliecloud", "auto"] = "venv"
     requirements: str | None = None
+    python: str | None = None   # an existing environment's interpreter (path or name on PATH; {params} allowed)
     image: str | None = None
     dockerfile: str | None = None
     network: bool = True
@@ -146,6 +154,10 @@ class Backend(Strict):
 
     @model_validator(mode="after")
     def _venv_needs_requirements(self) -> Backend:
+        if self.python and "runtime" not in self.model_fields_set:
+            self.runtime = "python"
+        if self.runtime == "python" and not self.python:
+            raise ValueError("runtime 'python' needs 'python' (the interpreter of an existing environment)")
         if self.runtime == "venv" and not self.requirements:
             raise ValueError("runtime 'venv' needs a 'requirements' file")
         return self
@@ -156,6 +168,7 @@ class Artifact(Strict):
     as_: str | None = Field(default=None, alias="as")
     digest: Literal["sha1", "sha256", "md5"] | None = None
     required: bool = False
+    kind: Literal["file", "dir"] = "file"   # dir: copied as a tree, digested over its files
 
     @field_validator("as_")
     @classmethod
@@ -181,6 +194,18 @@ class Expect(Strict):
         return self
 
 
+class Observe(Strict):
+    """An observe entry in long form: `required: true` fails a job whose log never matched."""
+
+    pattern: str
+    required: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        return _valid_regex(value)
+
+
 class Defaults(Strict):
     params: dict[str, Scalar] = Field(default_factory=dict)
     timeout_min: float | None = None
@@ -197,7 +222,7 @@ class Job(Strict):
     params: dict[str, Scalar] = Field(default_factory=dict)
     matrix: dict[str, Annotated[list[Scalar], Field(min_length=1)]] = Field(default_factory=dict)
     log: InsidePath | None = None
-    observe: dict[str, str] = Field(default_factory=dict)
+    observe: dict[str, str | Observe] = Field(default_factory=dict)
     artifacts: dict[str, Artifact] = Field(default_factory=dict)
     expect: dict[str, Expect] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
@@ -217,9 +242,10 @@ class Job(Strict):
 
     @field_validator("observe")
     @classmethod
-    def _regexes_compile(cls, value: dict[str, str]) -> dict[str, str]:
+    def _regexes_compile(cls, value: dict[str, str | Observe]) -> dict[str, str | Observe]:
         for name, pattern in value.items():
-            _valid_regex(pattern, f"observe.{name}: ")
+            if isinstance(pattern, str):
+                _valid_regex(pattern, f"observe.{name}: ")
         return value
 
     @model_validator(mode="after")
@@ -389,12 +415,66 @@ def load_campaign(path: Path, overrides: dict[str, Scalar] | None = None) -> tup
     except ValidationError as exc:
         problems += [_describe(dict(e), located) for e in exc.errors()]
         raise SpecError(problems) from None
-    if overrides:
-        campaign.defaults.params.update(overrides)
+    problems += apply_overrides(campaign, overrides or {})
+    problems += _render_with_params(campaign, located)
     problems += cross_check(campaign, located)
     if problems:
         raise SpecError(problems)
     return campaign, located
+
+
+def param_names(campaign: Campaign) -> set[str]:
+    """Every param a campaign defines: defaults, jobs' params and matrix axes."""
+    names = set(campaign.defaults.params)
+    for job in campaign.jobs.values():
+        names |= set(job.params) | set(job.matrix)
+    return names
+
+
+def apply_overrides(campaign: Campaign, overrides: dict[str, Scalar]) -> list[str]:
+    """`--set NAME=VALUE` replaces the param wherever it is defined (defaults and every job that sets it);
+    a matrix axis or an unknown name is refused (exit 2), the latter with a did-you-mean."""
+    problems: list[str] = []
+    known = param_names(campaign)
+    for name, value in overrides.items():
+        axes = [job_name for job_name, job in campaign.jobs.items() if name in job.matrix]
+        if axes:
+            problems.append(f"--set {name}: {name!r} is a matrix axis of job {axes[0]!r}; change its values in "
+                            "the campaign's matrix or select cells with --only")
+            continue
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            problems.append(f"--set {name}: no param of that name in this campaign" +
+                            (f"; did you mean {hint[0]!r}?" if hint else
+                             f" (params: {', '.join(sorted(known)) or 'none'})"))
+            continue
+        if name in campaign.defaults.params:
+            campaign.defaults.params[name] = value
+        for job in campaign.jobs.values():
+            if name in job.params:
+                job.params[name] = value
+    return problems
+
+
+def _render_with_params(campaign: Campaign, located: LocatedYaml) -> list[str]:
+    """`data:` paths and backends' `python:` may name campaign-wide params (`{data_dir}`, `{python}`)."""
+    problems: list[str] = []
+    params = campaign.defaults.params
+
+    def rendered(text: str, loc: Loc) -> str:
+        try:
+            return render(text, params)
+        except KeyError as missing:
+            problems.append(f"{located.where(loc)}: {_dotted(loc)}: unknown template {{{missing.args[0]}}} (only "
+                            f"defaults.params may be used here: {', '.join(sorted(params)) or 'none'})")
+            return text
+
+    for key, value in campaign.data.items():
+        campaign.data[key] = rendered(value, ("data", key))
+    for name, backend in campaign.backends.items():
+        if backend.python:
+            backend.python = rendered(backend.python, ("backends", name, "python"))
+    return problems
 
 
 def cross_check(campaign: Campaign, located: LocatedYaml) -> list[str]:

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from ptycho_batch import __version__
-from ptycho_batch.campaign.spec import find_campaign, parse_overrides
+from ptycho_batch.campaign.spec import RUNTIMES, find_campaign, parse_overrides
 from ptycho_batch.executors.base import Executor
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run
@@ -41,7 +41,7 @@ def _campaign_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", action="append", default=[], metavar="JOB|BACKEND",
                         help="run only these jobs (with everything upstream of them)")
     parser.add_argument("--out", type=Path, help="output root (default: the campaign's `out`, relative to its file)")
-    parser.add_argument("--runtime", choices=["host", "venv", "podman", "docker", "apptainer", "charliecloud", "auto"],
+    parser.add_argument("--runtime", choices=list(RUNTIMES),
                         help="use this runtime for every backend in this run")
     parser.add_argument("--force", action="store_true", help="rerun every job, even those with a matching cache key")
     parser.add_argument("--rerun-failed", action="store_true",
@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--metrics", nargs="+", help="metric names or glob patterns (default: all shared)")
     compare.add_argument("--rel", type=float, default=0.05, help="relative tolerance that flags a difference")
     compare.add_argument("--out", type=Path)
+
+    gc = commands.add_parser("gc", help="remove old runs' workdirs (journal and report evidence stay)")
+    gc.add_argument("target", nargs="?", help="campaign file or name, run dir or id, or a directory of runs "
+                    "(default: runs below the current directory)")
+    gc.add_argument("--out", type=Path)
+    gc.add_argument("--keep", type=int, default=1, metavar="N", help="keep the newest N runs of each campaign")
+    gc.add_argument("--older-than", metavar="AGE", help="only runs started longer ago than AGE (30m, 12h, 7d)")
+    gc.add_argument("--dry-run", action="store_true", help="print what would be freed, remove nothing")
 
     containers = commands.add_parser("containers", help="build and convert the per-backend images")
     actions = containers.add_subparsers(dest="action", required=True)
@@ -305,11 +313,37 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     result = compare(load_side(args.left, args.out), load_side(args.right, args.out), args.metrics, args.rel)
     print_renderable(compare_table(result))
-    for label, names in ((result.left.label, result.only_left), (result.right.label, result.only_right)):
+    for label, names in zip(result.labels, (result.only_left, result.only_right)):
         if names:
             print(f"only in {label}: {', '.join(names)}")
     print(f"written: {write_comparison(result)}")
     return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from ptycho_batch.engine.gc import collectable, parse_age, remove
+    from ptycho_batch.journal.locate import runs_meant
+
+    try:
+        older_than = parse_age(args.older_than) if args.older_than else None
+    except ValueError:
+        raise SpecError([f"--older-than {args.older_than!r}: expected an age such as 30m, 12h or 7d"]) from None
+    if args.keep < 0:
+        raise SpecError([f"--keep {args.keep}: expected 0 or more"])
+    items = collectable(runs_meant(args.target, args.out), keep=args.keep, older_than_s=older_than)
+    verb = "would free" if args.dry_run else "freed"
+    for item in items:
+        print(f"{item.run.dir.parent.name} run {item.run.id}: {verb} {_size(item.size)} ({item.workdir})")
+    total = sum(item.size for item in items) if args.dry_run else remove(items)
+    print(f"{verb} {_size(total)} in {len(items)} run(s); journals and report evidence kept")
+    return EXIT_OK
+
+
+def _size(count: int) -> str:
+    value, units = float(count), ["B", "KB", "MB", "GB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:.0f} B" if units[0] == "B" else f"{value:.1f} {units[0]}"
 
 
 def cmd_containers(args: argparse.Namespace) -> int:
@@ -329,5 +363,5 @@ def cmd_containers(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "submit": cmd_submit,
-            "status": cmd_status, "report": cmd_report, "cancel": cmd_cancel, "compare": cmd_compare,
+            "status": cmd_status, "report": cmd_report, "cancel": cmd_cancel, "compare": cmd_compare, "gc": cmd_gc,
             "containers": cmd_containers}

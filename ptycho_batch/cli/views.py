@@ -59,8 +59,9 @@ def status_table(plan: Plan, states: dict[str, JobState], limit: int | None = No
 
 
 def compare_table(result: Comparison) -> Table:
-    a, b = result.left.label, result.right.label
-    table = Table(title=f"compare {a} vs {b} (rel tolerance {result.rel:g})", title_justify="left")
+    a, b = result.labels
+    changed = f"; params: {', '.join(result.param_changes)}" if result.param_changes else ""
+    table = Table(title=f"compare {a} vs {b} (rel tolerance {result.rel:g}{changed})", title_justify="left")
     for column in ("job", "metric", a, b, "abs diff", "rel diff", "flag"):
         table.add_column(column, overflow="fold")
     for row in result.rows:

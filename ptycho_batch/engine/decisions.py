@@ -14,7 +14,7 @@ from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run, list_runs
 from ptycho_batch.node.runner import upstream_digests
 from ptycho_batch.runtimes.base import Runtime
-from ptycho_batch.util.digests import file_digest
+from ptycho_batch.util.digests import path_digest
 from ptycho_batch.util.errors import RecordError
 
 
@@ -56,9 +56,9 @@ def artifacts_intact(state: JobState) -> str | None:
     """None when every recorded artifact is still on disk unchanged, else what is wrong."""
     for name, record in state.artifacts.items():
         path = Path(record.path)
-        if not path.is_file():
+        if not path.exists():
             return f"artifact {name} is gone from {path}"
-        if record.digest and record.algorithm and file_digest(path, record.algorithm) != record.digest:
+        if record.digest and record.algorithm and path_digest(path, record.algorithm) != record.digest:
             return f"artifact {name} changed on disk"
     return None
 

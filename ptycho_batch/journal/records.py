@@ -55,6 +55,9 @@ class FailureClass(_Word):
     KILLED = "killed"
     EXPECTATION = "expectation"
     MISSING_ARTIFACT = "missing-artifact"
+    MISSING_METRIC = "missing-metric"
+    USAGE = "usage"
+    TEST_FAILURE = "test-failure"
     EXCEPTION = "exception"
     EXIT = "exit"
     RUNTIME = "runtime"
@@ -117,6 +120,7 @@ class JobState(BaseModel):
     red_note: str | None = None
     green: list[str] = Field(default_factory=list)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)   # a COMPLETED job's: unmatched observe, warning lines
     artifacts: dict[str, ArtifactRecord] = Field(default_factory=dict)
     attempts: list[Attempt] = Field(default_factory=list)
     updated: float = 0.0
@@ -128,6 +132,13 @@ class JobState(BaseModel):
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
+
+    @property
+    def warning_text(self) -> str | None:
+        """`completed with warnings: ...` for a COMPLETED job that has some (shown wherever a state is)."""
+        if self.state == State.COMPLETED and self.warnings:
+            return f"completed with warnings: {'; '.join(self.warnings)}"
+        return None
 
     @property
     def duration(self) -> float | None:

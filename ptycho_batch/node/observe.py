@@ -48,25 +48,39 @@ def _number(value: str) -> Any:
     return number if math.isfinite(number) or value.lower() in ("nan", "inf", "-inf") else value
 
 
-def extract_metrics(text: str, observe: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """Last value and full series of each observed quantity.
+Series = dict[str, list[Any]]
+
+
+def extract_metrics(text: str, observe: dict[str, str]) -> tuple[dict[str, Any], Series, Series]:
+    """Last value, full series and x axis of each observed quantity.
 
     A pattern `patch_stats` with groups mean/std gives `patch_stats.mean` and `patch_stats.std`; a group
-    named like its pattern, or a single unnamed group, gives just `patch_stats`.
+    named like its pattern, or a single unnamed group, gives just `patch_stats`. A series is indexed by
+    match (1, 2, ...: Keras prints one line per step, so that is not an epoch) unless its pattern has an
+    `epoch` group: then the third result holds, per series, the epoch of each value (`epoch` is no metric).
     """
-    series: dict[str, list[Any]] = {}
+    series: Series = {}
+    epochs: Series = {}
     for name, pattern in observe.items():
         regex = re.compile(pattern, re.MULTILINE)
         for match in regex.finditer(text):
             groups = match.groupdict()
+            epoch = groups.pop("epoch", None) if name != "epoch" else None
             if not groups:
-                values = {name: match.group(1) if regex.groups else match.group(0)}
+                values = {name: match.group(1) if regex.groups and "epoch" not in regex.groupindex else match.group(0)}
             else:
                 values = {(name if group == name else f"{name}.{group}"): value
                           for group, value in groups.items() if value is not None}
             for key, value in values.items():
                 series.setdefault(key, []).append(_number(value))
-    return {key: values[-1] for key, values in series.items()}, series
+                if "epoch" in regex.groupindex and name != "epoch":
+                    epochs.setdefault(key, []).append(_number(epoch) if epoch is not None else None)
+    return {key: values[-1] for key, values in series.items()}, series, epochs
+
+
+def observed(name: str, metrics: dict[str, Any]) -> bool:
+    """Whether observe entry `name` matched at least once (it gives `name` or `name.<group>` metrics)."""
+    return any(key == name or key.startswith(name + ".") for key in metrics)
 
 
 def check_expectations(metrics: dict[str, Any], expect: dict[str, Expect]) -> list[str]:

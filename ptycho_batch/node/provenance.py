@@ -19,11 +19,13 @@ from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.util.fsio import locked, write_json
 
 PROBE_ARGV = ["python", "-m", "ptycho_batch.node.probe"]
+PROBE_FILE = str(Path(__file__).with_name("probe.py"))   # for environments without ptycho_batch (host, python:)
 
 
 def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300) -> dict[str, Any]:
     """Probe inside `runtime` with `launch`'s env, workdir and binds; never raises for a failed probe."""
-    probe_launch = dataclasses.replace(launch, argv=list(PROBE_ARGV))
+    argv = list(PROBE_ARGV) if runtime.sees_package else ["python", PROBE_FILE]
+    probe_launch = dataclasses.replace(launch, argv=argv)
     record: dict[str, Any] = {"runtime": runtime.name, "identity": runtime.identity()}
     try:
         result = subprocess.run(runtime.argv(probe_launch), env=runtime.env(probe_launch), cwd=launch.workdir,

@@ -25,11 +25,11 @@ from ptycho_batch.journal.store import Run
 from ptycho_batch.node import provenance
 from ptycho_batch.node.envfirewall import build_env, redact
 from ptycho_batch.node.gpus import visible_gpus
-from ptycho_batch.node.observe import check_expectations, clean_text, extract_metrics
+from ptycho_batch.node.observe import check_expectations, clean_text, extract_metrics, observed
 from ptycho_batch.node.process import ProcessRegistry, stop_group
-from ptycho_batch.node.triage import TAIL_LINES, classify, write_red_note
+from ptycho_batch.node.triage import TAIL_LINES, classify, warnings_of, write_red_note
 from ptycho_batch.runtimes.base import Launch, Runtime
-from ptycho_batch.util.digests import file_digest
+from ptycho_batch.util.digests import path_digest
 from ptycho_batch.util.errors import RuntimeUnavailable
 from ptycho_batch.util.fsio import write_atomic, write_json
 from ptycho_batch.util.procs import process_start_time
@@ -104,6 +104,7 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     state.started = time.time()
     state.ended = state.exit_code = state.signal = state.failure_class = state.failure_line = None
     state.red_note = state.hint = state.reason = None
+    state.warnings = []
     state.fallback = variant.note if variant else None
     state.host = HOSTNAME
     state.log = str(attempt_log(Path(job.log), state.attempt))
@@ -161,9 +162,9 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
                     gpus=job.gpus if visible_gpus() else 0)
 
     runtime.prepare()
-    if runtime.name != "host":  # which image / venv, framework and CUDA build produced this job's results
-        write_json(report.record(job.slug, "provenance"),
-                   {"job": job.name, **provenance.collect_once(run.dir / "provenance", runtime, launch)})
+    # which image / venv / interpreter, framework and CUDA build produced this job's results
+    write_json(report.record(job.slug, "provenance"),
+               {"job": job.name, **provenance.collect_once(run.dir / "provenance", runtime, launch)})
     timed_out = False
     with open(log_path, "wb") as log:
         try:
@@ -198,19 +199,23 @@ def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str
               timed_out: bool, cancelled: bool) -> list[str]:
     ran_ok = state.exit_code == 0 and not timed_out and not cancelled
     # the log is read only when something needs it (hundreds of tiny jobs should not pay for it)
-    needs_log = job.observe or not ran_ok or job.fallbacks or job.expect
+    needs_log = job.observe or not ran_ok or job.fallbacks or job.expect or job.signatures
     lines = clean_text(Path(state.log or job.log).read_text(errors="replace")).splitlines() if needs_log else []
-    metrics, series = extract_metrics("\n".join(lines), job.observe)
+    metrics, series, epochs = extract_metrics("\n".join(lines), job.observe)
     missing = _collect_artifacts(job, state, metrics) if ran_ok else []
     unmet = check_expectations(metrics, job.expect) if ran_ok else []
     state.metrics = metrics
     if job.observe or job.artifacts:
         write_json(ReportDir(Path(job.report_dir)).record(job.slug, "metrics"),
-                   {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series})
+                   {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series,
+                    "epochs": epochs})
+    absent = [f"{name}: required metric never matched in the log" for name in job.observe_required
+              if not observed(name, metrics)] if ran_ok else []
     verdict = classify(lines, exit_code=state.exit_code, signal=state.signal, timed_out=timed_out,
-                       cancelled=cancelled, unmet=unmet, missing=missing, signatures=job.signatures)
+                       cancelled=cancelled, unmet=unmet, missing=missing, signatures=job.signatures, absent=absent)
     if verdict is None:
         state.state = State.COMPLETED
+        state.warnings = warnings_of(lines, list(job.observe), metrics, job.signatures)
         _write_green(job, state)
         return lines
     state.state = State.CANCELLED if verdict.failure_class == "cancelled" else State.FAILED
@@ -227,17 +232,24 @@ def _collect_artifacts(job: PlannedJob, state: JobState, metrics: dict[str, obje
     state.artifacts = {}
     for name, artifact in job.artifacts.items():
         source = Path(job.workdir) / artifact.source
-        if not source.is_file():
+        is_dir = artifact.kind == "dir"
+        if not (source.is_dir() if is_dir else source.is_file()) or (is_dir and source.is_symlink()):
             if artifact.required:
-                missing.append(f"required artifact {name!r} not found at {artifact.source}")
+                missing.append(f"required artifact {name!r} not found at {artifact.source}"
+                               + (" (a directory)" if is_dir else ""))
             continue
         dest = Path(artifact.dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copy2(source, tmp)
-        os.replace(tmp, dest)
         algorithm = artifact.digest or "sha1"  # always recorded: downstream cache keys depend on it
-        record = ArtifactRecord(name=name, path=str(dest), digest=file_digest(dest, algorithm), algorithm=algorithm)
+        if is_dir:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(source, tmp, symlinks=True)
+            shutil.rmtree(dest, ignore_errors=True)
+        else:
+            shutil.copy2(source, tmp)
+        os.replace(tmp, dest)
+        record = ArtifactRecord(name=name, path=str(dest), digest=path_digest(dest, algorithm), algorithm=algorithm)
         if artifact.digest:
             write_atomic(dest.parent / f"{name}_digest_{job.slug}.txt", f"{record.digest}  {dest.name}\n")
             metrics[f"{name}.{artifact.digest}"] = record.digest

@@ -1,7 +1,9 @@
 """Why a job failed: failure classes from exit status and log lines, and the red blocker notes.
 
-Classes: timeout, cancelled, oom, xla, import, killed, expectation, missing-artifact, exception, exit.
-Log-based classes are checked in that order, so an XLA error that ends in a Python exception is `xla`.
+Classes: timeout, cancelled, oom, xla, import, killed, usage, test-failure, exception, exit, then for runs
+that exited 0: missing-artifact, missing-metric, expectation. Log-based classes are checked in that order,
+so an XLA error that ends in a Python exception is `xla`. A failure with no better class quotes the last
+error-looking line of the log instead of "exit code N": the cause is usually printed there.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ptycho_batch.campaign.plan import PlannedJob
 from ptycho_batch.campaign.spec import Signature
 from ptycho_batch.journal.layout import ReportDir
-from ptycho_batch.journal.records import JobState
+from ptycho_batch.journal.records import FailureClass, JobState
+from ptycho_batch.node.observe import observed
 from ptycho_batch.util.fsio import write_atomic
 
 LOG_SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
@@ -29,6 +33,11 @@ LOG_SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
 ]
 TAIL_LINES = 40   # log lines a red note quotes
 EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b(?::.*)?$")
+USAGE_LINE = re.compile(r"^\S+: error: .+")            # argparse: `prog: error: unrecognized arguments: ...`
+PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR) \S+::")  # pytest's short test summary
+PYTEST_DETAIL = re.compile(r"^E\s{3,}(\S.*)")   # pytest's `E   ` explanation lines
+PYTEST_SUMMARY = re.compile(r"^=*\s*(?:\d+ (?:failed|passed|errors?|skipped)[, ]*)+.* in [\d.]+s")
+ERROR_LOOKING = re.compile(r"\bERROR\b|\bError:|\berror:|\bFATAL\b|can't open file|No such file")
 
 
 @dataclass(frozen=True)
@@ -40,10 +49,12 @@ class Verdict:
 
 
 def classify(lines: list[str], *, exit_code: int | None, signal: int | None, timed_out: bool, cancelled: bool,
-             unmet: list[str], missing: list[str], signatures: Sequence[Signature] = ()) -> Verdict | None:
+             unmet: list[str], missing: list[str], signatures: Sequence[Signature] = (),
+             absent: Sequence[str] = ()) -> Verdict | None:
     """None when the job passed; else its failure class and the line that shows it.
 
-    The campaign's own `signatures` are tried before the built-in classes.
+    The campaign's own `signatures` (severity error) are tried before the built-in classes; `absent` names
+    required metrics the log never showed.
     """
     if cancelled:
         return Verdict("cancelled", "cancelled by request")
@@ -51,11 +62,11 @@ def classify(lines: list[str], *, exit_code: int | None, signal: int | None, tim
         return Verdict("timeout", "killed after reaching its timeout")
     failed_run = exit_code not in (0, None) or signal is not None
     if failed_run:
-        for signature in signatures:
+        for signature in (s for s in signatures if s.severity == "error"):
             pattern = re.compile(signature.regex)
             for line in lines:
                 if pattern.search(line):
-                    return Verdict(signature.class_, line.strip(), signature.name, signature.hint)
+                    return Verdict(signature.class_ or "", line.strip(), signature.name, signature.hint)
         for name, pattern in LOG_SIGNATURES:
             for line in lines:
                 if pattern.search(line):
@@ -63,15 +74,39 @@ def classify(lines: list[str], *, exit_code: int | None, signal: int | None, tim
         if signal is not None or exit_code == 137:
             name = signals.Signals(signal).name if signal else "SIGKILL (exit 137)"
             return Verdict("killed", f"terminated by {name}")
+        if any(line.startswith("usage: ") for line in lines):
+            usage = next((line.strip() for line in lines if USAGE_LINE.match(line)), None)
+            if usage:
+                return Verdict(FailureClass.USAGE, usage)
+        failed_tests = [line.strip() for line in lines if PYTEST_FAILED.match(line)]
+        if failed_tests:
+            details = [m.group(1).strip() for m in map(PYTEST_DETAIL.match, lines) if m]
+            detail = f"E {details[-1]}" if details else None   # the last one names the error
+            summary = next((line.strip(" =") for line in reversed(lines) if PYTEST_SUMMARY.match(line)), None)
+            return Verdict(FailureClass.TEST_FAILURE, " | ".join(p for p in (failed_tests[0], detail, summary) if p))
         for line in reversed(lines):
             if EXCEPTION_LINE.match(line):
-                return Verdict("exception", line.strip())
-        return Verdict("exit", f"exit code {exit_code}")
+                return Verdict(FailureClass.EXCEPTION, line.strip())
+        quoted = next((line.strip() for line in reversed(lines) if ERROR_LOOKING.search(line)), None)
+        return Verdict(FailureClass.EXIT, quoted or f"exit code {exit_code}")
     if missing:
         return Verdict("missing-artifact", "; ".join(missing))
+    if absent:
+        return Verdict(FailureClass.MISSING_METRIC, "; ".join(absent))
     if unmet:
         return Verdict("expectation", "; ".join(unmet))
     return None
+
+
+def warnings_of(lines: list[str], observe: Sequence[str], metrics: dict[str, Any],
+                signatures: Sequence[Signature]) -> list[str]:
+    """What a COMPLETED job should still say: observe entries that matched nothing, warning signatures' lines."""
+    unmatched = [f"{name}: no match" for name in observe if not observed(name, metrics)]
+    flagged = []
+    for signature in (s for s in signatures if s.severity == "warning"):
+        pattern = re.compile(signature.regex)
+        flagged += [line.strip() for line in lines if pattern.search(line)]
+    return unmatched + list(dict.fromkeys(flagged))
 
 
 def write_red_note(job: PlannedJob, state: JobState, *, runtime: str, argv: list[str], env_names: list[str],

@@ -1,9 +1,11 @@
 """`ptybatch compare A B`: the metrics two runs (or two phases' reports) share, side by side.
 
 A side is a run (anything `locate_run` understands) or a report: an `artifact_inventory.json` file or a
-report directory holding `analysis/artifact_inventory.json`. The comparison is written next to B's
-inventory as `compare_<a>_vs_<b>.md` and `.json` (and a bar chart of relative differences when
-matplotlib is installed).
+report directory holding `analysis/artifact_inventory.json`. Columns are named by run id (and campaign
+when the two differ: two runs of one campaign are otherwise indistinguishable), a line lists the params
+that differ, and the comparison is written next to B's inventory as `compare_<a>_vs_<b>.md` and `.json`
+named with both run ids, so comparing other runs never overwrites it (and a bar chart of relative
+differences when matplotlib is installed).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,10 @@ from ptycho_batch.journal.locate import locate_run
 
 @dataclass(frozen=True)
 class Side:
-    label: str
+    campaign: str
+    run_id: str | None                # None: a report written before inventories named their run
     analysis_dir: Path
-    jobs: dict[str, dict[str, Any]]   # job -> {"status": str, "metrics": {...}}
+    jobs: dict[str, dict[str, Any]]   # job -> {"status": str, "metrics": {...}, "params": {...}}
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class Comparison:
     only_left: list[str]
     only_right: list[str]
     rel: float
+    labels: tuple[str, str]
+    param_changes: list[str]          # `gridsize: 1 → 2` for each param whose values differ
 
 
 def _inventory_file(argument: str) -> Path | None:
@@ -62,12 +68,39 @@ def load_side(argument: str, out: Path | None = None) -> Side:
     inventory = _inventory_file(argument)
     if inventory is not None:
         data = json.loads(inventory.read_text())
-        return Side(data["campaign"], inventory.parent,
-                    {j["name"]: {"status": j["status"], "metrics": j.get("metrics", {})} for j in data["jobs"]})
+        return Side(data["campaign"], data.get("run_id"), inventory.parent,
+                    {j["name"]: {"status": j["status"], "metrics": j.get("metrics", {}), "params": j.get("params", {})}
+                     for j in data["jobs"]})
     run = locate_run(argument, out)
     plan, states = run.plan, load_run(run)
-    return Side(plan.campaign, Path(plan.summary_dir) / "analysis",
-                {name: {"status": status_text(states[name]), "metrics": states[name].metrics} for name in plan.jobs})
+    return Side(plan.campaign, run.id, Path(plan.summary_dir) / "analysis",
+                {name: {"status": status_text(states[name]), "metrics": states[name].metrics,
+                        "params": plan.jobs[name].params} for name in plan.jobs})
+
+
+def side_labels(left: Side, right: Side) -> tuple[str, str]:
+    """Run ids, with the campaign in front when the campaigns differ (or when a side has no run id)."""
+    both = left.campaign != right.campaign or not left.run_id or not right.run_id
+
+    def label(side: Side) -> str:
+        return " ".join(([side.campaign] if both else []) + ([side.run_id] if side.run_id else []))
+
+    return label(left), label(right)
+
+
+def param_changes(left: Side, right: Side) -> list[str]:
+    """Each param whose values (over the shared jobs) differ between the two sides."""
+    def values(side: Side, shared: list[str]) -> dict[str, str]:
+        seen: dict[str, set[str]] = {}
+        for job in shared:
+            for name, value in side.jobs[job].get("params", {}).items():
+                seen.setdefault(name, set()).add(str(value))
+        return {name: "/".join(sorted(found)) for name, found in seen.items()}
+
+    shared = [name for name in left.jobs if name in right.jobs]
+    a, b = values(left, shared), values(right, shared)
+    return [f"{name}: {a.get(name, '(unset)')} → {b.get(name, '(unset)')}"
+            for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
 
 
 def compare(left: Side, right: Side, metrics: list[str] | None = None, rel: float = 0.05) -> Comparison:
@@ -82,7 +115,8 @@ def compare(left: Side, right: Side, metrics: list[str] | None = None, rel: floa
                 diff = difference(float(a[metric]), float(b[metric]))
                 rows.append(Row(job, metric, float(a[metric]), float(b[metric]), diff, not within(diff, rel, None)))
     return Comparison(left, right, rows, [n for n in left.jobs if n not in right.jobs],
-                      [n for n in right.jobs if n not in left.jobs], rel)
+                      [n for n in right.jobs if n not in left.jobs], rel, side_labels(left, right),
+                      param_changes(left, right))
 
 
 def _fmt(value: float | None) -> str:
@@ -90,8 +124,11 @@ def _fmt(value: float | None) -> str:
 
 
 def to_markdown(result: Comparison, chart: Path | None) -> str:
-    a, b = result.left.label, result.right.label
-    lines = [f"# Compare {a} vs {b}", "", f"Tolerance: relative difference ≤ {result.rel:g}.", "",
+    a, b = result.labels
+    lines = [f"# Compare {a} vs {b}", "", f"Campaigns: {result.left.campaign} (run {result.left.run_id or '?'}) vs "
+             f"{result.right.campaign} (run {result.right.run_id or '?'}).", "",
+             "Params that differ: " + ("; ".join(f"`{c}`" for c in result.param_changes) or "none") + ".", "",
+             f"Tolerance: relative difference ≤ {result.rel:g}.", "",
              "## Jobs", "", f"| Job | {a} | {b} |", "|---|---|---|"]
     for job in [n for n in result.left.jobs if n in result.right.jobs]:
         lines.append(f"| `{job}` | {result.left.jobs[job]['status']} | {result.right.jobs[job]['status']} |")
@@ -110,16 +147,20 @@ def to_markdown(result: Comparison, chart: Path | None) -> str:
 
 def write_comparison(result: Comparison) -> Path:
     """compare_<a>_vs_<b>.md/.json (and .png) in B's analysis directory; returns the markdown path."""
-    stem = f"compare_{result.left.label}_vs_{result.right.label}"
+    a, b = result.labels
+    stem = "compare_" + re.sub(r"[^A-Za-z0-9._-]+", "_", f"{a}_vs_{b}")
     folder = result.right.analysis_dir
     folder.mkdir(parents=True, exist_ok=True)
     bars = {f"{r.job} {r.metric}": r.diff.relative for r in result.rows if r.diff.relative is not None}
-    chart = plots.relative_differences(bars, result.rel, folder / f"{stem}.png", f"{result.left.label} vs "
-                                       f"{result.right.label}")
+    title = f"Relative differences, {a} vs {b}" + (f"\n({'; '.join(result.param_changes)})" if result.param_changes
+                                                   else "")
+    chart = plots.relative_differences(bars, result.rel, folder / f"{stem}.png", title)
     markdown = folder / f"{stem}.md"
     write_atomic(markdown, to_markdown(result, chart))
     write_json(folder / f"{stem}.json", {
-        "left": result.left.label, "right": result.right.label, "rel": result.rel,
+        "left": a, "right": b, "left_run": result.left.run_id, "right_run": result.right.run_id,
+        "left_campaign": result.left.campaign, "right_campaign": result.right.campaign,
+        "param_changes": result.param_changes, "rel": result.rel,
         "rows": [{**asdict(r), "diff": asdict(r.diff)} for r in result.rows],
         "only_left": result.only_left, "only_right": result.only_right})
     return markdown

@@ -40,6 +40,8 @@ def status_text(state: JobState) -> str:
         return f"{icon} FAILED ({state.failure_class})"
     if state.state in (State.SKIPPED, State.CANCELLED) and state.reason:
         return f"{icon} {state.state} ({state.reason})"
+    if state.warning_text:
+        return f"⚠️ {state.state} ({state.warning_text})"
     if state.state == State.COMPLETED and state.fallback:
         return f"{icon} COMPLETED via fallback ({state.fallback})"
     if state.state == State.COMPLETED and state.cached_from:
@@ -51,6 +53,8 @@ def detail_text(state: JobState) -> str:
     """What a person needs beside the state: the failure and its line, the fallback that resolved one, or why."""
     if state.failure_class:
         return f"{state.failure_class}: {state.failure_line or ''}"
+    if state.warning_text:
+        return state.warning_text
     if state.fallback:
         failed = [a for a in state.attempts if a.state == State.FAILED]
         cause = f" after attempt {failed[-1].number} failed ({failed[-1].failure_class})" if failed else ""
@@ -135,7 +139,8 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
     notes = dict(plan.notes)
     lines += ["", "## Dataset", "", notes.pop("dataset", None) or "(no dataset note)"]
     if plan.data:
-        lines += [""] + [f"- `{k}`: `{v}`" for k, v in plan.data.items()]
+        lines += [""] + [f"- `{k}`: `{v}`" + (f" (SHA-1 `{plan.data_digests[k]}`)" if k in plan.data_digests else "")
+                         for k, v in plan.data.items()]
     lines += ["", "## Policy decision", "", decision.text]
     next_steps = notes.pop("next_steps", []) or []
     lines += ["", "## Next steps", ""] + ([f"- {s}" for s in next_steps] or ["(none recorded)"])
@@ -274,21 +279,29 @@ def _quality_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
 
 
 def _loss_section(plan: Plan, states: dict[str, JobState], base: Path) -> list[str]:
-    curves: dict[str, list[float]] = {}
+    """Loss against epoch when every curve's pattern has an `epoch` group, else against match index."""
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    by_epoch = True
     for name, job in plan.jobs.items():
         if job.stage != "train" or states[name].state != State.COMPLETED:
             continue
         metrics_file = Path(job.report_dir) / "analysis" / f"{job.slug}.metrics.json"
         if not metrics_file.exists():
             continue
-        series = json.loads(metrics_file.read_text()).get("series", {})
-        loss = next((v for k, v in series.items() if k == "loss" or k.endswith(".loss")), None)
-        if loss:
-            curves[f"{name} ({job.backend})"] = [v for v in loss if isinstance(v, float)]
-    drawn = plots.loss_curves(curves, base / "loss_curves.png", f"{plan.title}: training loss")
+        recorded = json.loads(metrics_file.read_text())
+        key = next((k for k in recorded.get("series", {}) if k == "loss" or k.endswith(".loss")), None)
+        if key is None:
+            continue
+        epochs = recorded.get("epochs", {}).get(key)
+        by_epoch = by_epoch and epochs is not None
+        points = [(x, y) for x, y in zip(epochs or range(1, len(recorded["series"][key]) + 1), recorded["series"][key])
+                  if isinstance(y, float) and isinstance(x, (int, float))]
+        curves[f"{name} ({job.backend})"] = ([x for x, _ in points], [y for _, y in points])
+    axis = "epoch" if by_epoch else "match (one per log line that matched)"
+    drawn = plots.loss_curves(curves, base / "loss_curves.png", f"{plan.title}: training loss", axis)
     if drawn is None:
         return []
-    return ["", "## Training loss", "", f"![training loss per epoch]({_link(str(drawn), base)})"]
+    return ["", "## Training loss", "", f"![training loss per {axis.split(' ')[0]}]({_link(str(drawn), base)})"]
 
 
 def _fmt(value: Any) -> str:
@@ -302,11 +315,13 @@ def report_data(plan: Plan, run: Run, states: dict[str, JobState], decision: Pol
         "policy": {"id": plan.policy_id, "required": plan.required_backends, "optional": plan.optional_backends,
                    "passed": decision.passed, "decision": decision.text},
         "jobs": [{"name": name, "backend": job.backend, "stage": job.stage, "command": result_argv(job, states[name]),
-                  "status": status_text(states[name]), **states[name].model_dump(exclude={"cache_parts"})}
+                  "status": status_text(states[name]), "params": job.params,
+                  **states[name].model_dump(exclude={"cache_parts"})}
                  for name, job in plan.jobs.items()],
         "parity": [{"check": r.check, "metric": r.metric, "left": r.left, "right": r.right,
                     "abs_diff": r.diff.absolute if r.diff else None, "rel_diff": r.diff.relative if r.diff else None,
                     "tolerance": r.tolerance, "ok": r.ok, "required": r.required}
                    for r in evaluate_all(plan.parity, states)],
-        "dataset": plan.notes.get("dataset"), "data": plan.data, "next_steps": plan.notes.get("next_steps", []),
+        "dataset": plan.notes.get("dataset"), "data": plan.data, "data_sha1": plan.data_digests,
+        "next_steps": plan.notes.get("next_steps", []),
     }

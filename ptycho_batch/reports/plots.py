@@ -25,11 +25,12 @@ def _pyplot():
 STYLES = ({"linestyle": "-", "marker": "o"}, {"linestyle": "--", "marker": "s"}, {"linestyle": ":", "marker": "^"})
 
 
-def loss_curves(curves: dict[str, list[float]], path: Path, title: str) -> Path | None:
-    """One line per job on a shared axis (epoch on x), each with its own line style and marker so that equal
-    curves stay visible; with exactly two curves a second panel shows their relative difference per epoch.
-    None when matplotlib or data is missing."""
-    curves = {label: values for label, values in curves.items() if values}
+def loss_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, title: str,
+                xlabel: str) -> Path | None:
+    """One line per job, (x, y) each, on a shared axis labelled `xlabel`, each with its own line style and
+    marker so that equal curves stay visible; with exactly two curves a second panel shows their relative
+    difference at the x both have. None when matplotlib or data is missing."""
+    curves = {label: xy for label, xy in curves.items() if xy[1]}
     if not curves or not available():
         return None
     plt = _pyplot()
@@ -37,20 +38,21 @@ def loss_curves(curves: dict[str, list[float]], path: Path, title: str) -> Path 
     figure, axes = plt.subplots(2 if pair else 1, 1, figsize=(7, 6 if pair else 4), dpi=100, sharex=True,
                                 squeeze=False, gridspec_kw={"height_ratios": [3, 1.3] if pair else [1]})
     axis = axes[0][0]
-    for (label, values), style in zip(curves.items(), STYLES * len(curves)):
-        axis.plot(range(1, len(values) + 1), values, markersize=4, fillstyle="none", label=label, **style)
+    for (label, (xs, ys)), style in zip(curves.items(), STYLES * len(curves)):
+        axis.plot(xs, ys, markersize=4, fillstyle="none", label=label, **style)
     axis.set_ylabel("training loss")
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend()
     if pair:
-        first, second = curves.values()
-        epochs = range(1, min(len(first), len(second)) + 1)
-        relative = [abs(a - b) / max(abs(a), abs(b), 1e-30) for a, b in zip(first, second)]
-        axes[1][0].plot(epochs, relative, color="black", marker=".")
+        (xs_a, ys_a), (xs_b, ys_b) = curves.values()
+        other = dict(zip(xs_b, ys_b))
+        shared = [(x, a, other[x]) for x, a in zip(xs_a, ys_a) if x in other]
+        axes[1][0].plot([x for x, _, _ in shared], [abs(a - b) / max(abs(a), abs(b), 1e-30) for _, a, b in shared],
+                        color="black", marker=".")
         axes[1][0].set_ylabel("relative difference")
         axes[1][0].grid(alpha=0.3)
-    axes[-1][0].set_xlabel("epoch")
+    axes[-1][0].set_xlabel(xlabel)
     return _save(plt, figure, path)
 
 

@@ -8,6 +8,7 @@ into the container, so the firewall holds inside it too.
 
 from __future__ import annotations
 
+import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ class Runtime(ABC):
     """One way of launching a job; subclasses are small and return argv lists, never shell strings."""
 
     name: str = ""
+    sees_package = True   # ptycho_batch is importable inside (else the probe runs as a file)
 
     def prepare(self) -> None:
         """Make the runtime usable (build a venv, check an image); idempotent and cached."""
@@ -43,3 +45,12 @@ class Runtime(ABC):
     @abstractmethod
     def identity(self) -> str:
         """What identifies this runtime in cache keys (a venv hash, an image digest)."""
+
+
+def on_path(argv: list[str], path: str) -> list[str]:
+    """`argv` with a bare program name resolved along `path` (the environment's bin first)."""
+    if "/" not in argv[0]:
+        found = shutil.which(argv[0], path=path)
+        if found:
+            return [found, *argv[1:]]
+    return list(argv)

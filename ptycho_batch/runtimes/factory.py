@@ -7,6 +7,7 @@ from pathlib import Path
 from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.campaign.spec import Backend
 from ptycho_batch.runtimes.base import Runtime
+from ptycho_batch.runtimes.existing import PythonRuntime
 from ptycho_batch.runtimes.host import HostRuntime
 from ptycho_batch.runtimes.venv import VenvRuntime
 from ptycho_batch.util.errors import RuntimeUnavailable
@@ -20,6 +21,8 @@ def resolve_name(backend_name: str, backend: Backend, override: str | None, base
     name = override or backend.runtime
     if name != "auto":
         return name
+    if backend.python:  # an environment the user named wins over building one
+        return "python"
     for candidate in CONTAINER_ORDER:
         try:
             make_runtime(candidate, backend_name, backend, base_dir).prepare()
@@ -33,6 +36,10 @@ def make_runtime(name: str, backend_name: str, backend: Backend, base_dir: Path)
     """Build the runtime object; `base_dir` is the campaign file's directory (relative paths start there)."""
     if name == "host":
         return HostRuntime()
+    if name == "python":
+        if not backend.python:
+            raise RuntimeUnavailable(f"backend {backend_name!r}: runtime python needs 'python' (an interpreter)")
+        return PythonRuntime(backend.python)
     if name == "venv":
         if not backend.requirements:
             raise RuntimeUnavailable(f"backend {backend_name!r}: runtime venv needs 'requirements'")

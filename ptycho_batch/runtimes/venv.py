@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ptycho_batch.runtimes.base import Launch, Runtime
+from ptycho_batch.runtimes.base import Launch, Runtime, on_path
 from ptycho_batch.util.errors import RuntimeUnavailable
 from ptycho_batch.util.fsio import locked
 from ptycho_batch.util.paths import PACKAGE_DIR, cache_dir
@@ -107,12 +107,7 @@ class VenvRuntime(Runtime):
         return env
 
     def argv(self, launch: Launch) -> list[str]:
-        program = launch.argv[0]
-        if "/" not in program:
-            found = shutil.which(program, path=self.env(launch)["PATH"])
-            if found:
-                return [found, *launch.argv[1:]]
-        return list(launch.argv)
+        return on_path(launch.argv, self.env(launch)["PATH"])
 
     def identity(self) -> str:
         return f"venv:{venv_key(self.requirements.resolve())}"

@@ -154,7 +154,7 @@ def _job_cells(row: Row, cache: JournalCache, digests: LogDigests) -> list[Rende
     job = cache.plan.jobs[row.key]
     name = "  " + row.key[len(job.base):] if row.child else row.key
     says_why = state.state in (State.PENDING, State.SKIPPED, State.CANCELLED) and state.reason
-    last_line = (state.reason or "") if says_why else digests.get(state).last_line
+    last_line = (state.reason or "") if says_why else state.warning_text or digests.get(state).last_line
     return [Text(name), job.backend, job.stage, state_text(state.state), str(state.attempt or ""),
             _where(state), fmt_duration(state.duration), Text(last_line, style="dim"),
             Text(fmt_metrics(digests.metrics(state)))]

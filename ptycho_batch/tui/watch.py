@@ -72,7 +72,7 @@ def watch_run(run: Run, stop: threading.Event | None = None, interval: float = 1
 
 def state_line(state: JobState) -> str:
     """`[ptybatch] job: STATE (detail)`, the same line `submit` prints."""
-    detail = state.failure_class or state.reason if state.state != State.RUNNING else None
+    detail = state.failure_class or state.warning_text or state.reason if state.state != State.RUNNING else None
     return f"[ptybatch] {state.name}: {state.state}" + (f" ({detail})" if detail else "")
 
 

@@ -9,7 +9,7 @@ from typing import IO
 
 from ptycho_batch.executors.base import Finalize
 from ptycho_batch.executors.local import liveness, supervisor
-from ptycho_batch.executors.local.scheduler import Scheduler
+from ptycho_batch.executors.local.scheduler import Scheduler, machine_cpus
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run
 from ptycho_batch.node.gpus import visible_gpus
@@ -26,7 +26,7 @@ class LocalExecutor:
     def launch(self, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState], lock: IO[str],
                finalize: Finalize) -> None:
         gpus = visible_gpus()
-        max_jobs = self.max_jobs or (len(gpus) if gpus else (os.cpu_count() or 1))
+        max_jobs = self.max_jobs or machine_cpus()   # the core budget bounds it further (scheduler.py)
 
         def body() -> None:
             Scheduler(run.plan, run, runtimes, states, max_jobs, gpus).execute()

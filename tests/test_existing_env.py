@@ -1,0 +1,41 @@
+"""Existing environments: the `python` a host job would run is its identity (PATH changes rerun it), and
+host and `python:` jobs write provenance.json with the probe run in that interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from helpers import ptybatch, write_campaign
+
+BODY = {"campaign": "t", "backends": {"a": {"runtime": "host"}},
+        "jobs": {"j": {"backend": "a", "command": ["python", "-c", "import sys; print(sys.executable)"]}}}
+
+
+def test_host_identity_follows_the_python_on_path_and_provenance_is_written(tmp_path: Path) -> None:
+    first = tmp_path / "env1" / "bin"
+    first.mkdir(parents=True)
+    (first / "python").symlink_to(sys.executable)
+    env = {"PATH": f"{first}:{os.environ['PATH']}"}
+    path = write_campaign(tmp_path, BODY)
+    assert ptybatch("submit", str(path), cwd=tmp_path, env=env).returncode == 0
+    provenance = json.loads((tmp_path / "reports" / "t" / "analysis" / "j.provenance.json").read_text())
+    assert provenance["runtime"] == "host" and str(first / "python") in provenance["identity"]
+    assert provenance["probe"]["python"]["executable"] == str(first / "python")
+    plan = json.loads(ptybatch("plan", str(path), "--json", cwd=tmp_path, env=env).stdout)
+    assert plan["j"]["run"] is False
+    second = tmp_path / "env2" / "bin"
+    second.mkdir(parents=True)
+    (second / "python").symlink_to(sys.executable)
+    moved = json.loads(ptybatch("plan", str(path), "--json", cwd=tmp_path,
+                                env={"PATH": f"{second}:{os.environ['PATH']}"}).stdout)
+    assert moved["j"]["run"] is True and "runtime changed" in moved["j"]["reason"]
+
+
+def test_python_backend_missing_interpreter_is_one_line(tmp_path: Path) -> None:
+    body = {**BODY, "backends": {"a": {"python": str(tmp_path / "nowhere" / "bin" / "python")}}}
+    result = ptybatch("submit", str(write_campaign(tmp_path, body)), cwd=tmp_path)
+    assert result.returncode == 4 and "nowhere/bin/python: not found" in result.stderr
+    assert "Traceback" not in result.stderr
