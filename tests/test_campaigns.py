@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -56,6 +57,13 @@ def test_phase_c1_inventory(phases: Path) -> None:
                      "POLICY-001", "## Next steps", "## Parity", "train_patch_stats_gs1.log"):
         assert expected in inventory, expected
     assert (torch_dir / "analysis" / "bundle_digest_torch_train.txt").read_text().startswith(bundle_sha1)
+    quality = inventory.split("## Reconstruction quality")[1].split("\n## ")[0]
+    for metric in ("amplitude.psnr", "amplitude.ssim", "phase.psnr", "phase.ssim"):
+        row = next(line for line in quality.splitlines() if line.startswith(f"| `{metric}` |"))
+        assert "`torch_infer`" in row and "`tf_train`" in row, row  # torch vs TF, side by side
+    assert "| forward pass (`parity_tf`) | `parity.max_rel` |" in inventory
+    assert "[provenance](../../tf_baseline/phase_c1_gs1/analysis/tf_train.provenance.json)" in inventory
+    assert "**ptybatch:** 0.1.0 (commit `" in inventory
     assert (torch_dir / "analysis" / "torch_patch_grid_gs1.png").read_bytes()[:4] == b"\x89PNG"
     assert "Patch stats: mean=" in (torch_dir / "cli" / "train_patch_stats_gs1.log").read_text()
     twin = json.loads((phases / "phase_c1_gs1" / "analysis" / "artifact_inventory.json").read_text())
@@ -69,6 +77,9 @@ def test_phase_c1_inventory(phases: Path) -> None:
     assert env["USE_XLA_TRANSLATE"] == "1" and "PYTHONPATH" not in env
     provenance = json.loads((tf_dir / "analysis" / "tf_train.provenance.json").read_text())
     assert provenance["runtime"] == "venv" and "tensorflow" in json.dumps(provenance["probe"]).lower()
+    figure = torch_dir / "analysis" / "torch_recon_amplitude_gs1.png"
+    width, height = struct.unpack(">II", figure.read_bytes()[16:24])
+    assert width >= 1200 and height >= 400, "reconstruction, ground truth and difference side by side"
 
 
 def test_phase_b3_native_translation_falls_back(phases: Path) -> None:
@@ -79,7 +90,13 @@ def test_phase_b3_native_translation_falls_back(phases: Path) -> None:
     assert "ImageProjectiveTransformV3" in note
     inventory = (phases / "phase_b3_gs2" / "analysis" / "artifact_inventory.md").read_text()
     assert "COMPLETED via fallback (ImageProjectiveTransformV3 has no XLA kernel" in inventory
-    assert "#1 FAILED (xla); #2 COMPLETED" in inventory and "## Parity" in inventory
+    assert "## Parity" in inventory and "**Overrides:** `--set translate=native`" in inventory
+    section = inventory.split("### `tf_train`")[1].split("\n### ")[0]
+    command = section.split("- **Command:** `")[1].split("`")[0]
+    assert "--translate xla" in command, "the command shown is the one that produced the result"
+    failed = next(line for line in section.splitlines() if line.startswith("  - #1 FAILED (xla)"))
+    assert "--translate native" in failed, "the failed attempt is listed with its own command"
+    assert "## Resolved by a fallback" in note and "tf_train_gs2.attempt2.log" in note
     assert (phases / "tf_baseline" / "phase_b3_gs2" / "cli" / "tf_train_gs2.attempt2.log").exists()
 
 
