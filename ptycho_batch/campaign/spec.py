@@ -28,8 +28,14 @@ class Strict(BaseModel):
 
 def _relative_inside(value: str) -> str:
     path = PurePosixPath(value)
-    if not value or path.is_absolute() or ".." in path.parts:
+    if not value or path.is_absolute() or ".." in path.parts or "\0" in value:
         raise ValueError("must be a relative path inside its directory without '..'")
+    return value
+
+
+def _plain_name(value: str) -> str:
+    if "/" in value or value in ("", ".", "..") or "\0" in value:
+        raise ValueError(f"'as' must be a plain file name, got {value!r}")
     return value
 
 
@@ -160,9 +166,7 @@ class Artifact(Strict):
     @field_validator("as_")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
-        if value is not None and ("/" in value or value in ("", ".", "..")):
-            raise ValueError(f"'as' must be a plain file name, got {value!r}")
-        return value
+        return None if value is None else _plain_name(value)
 
 
 class Expect(Strict):
@@ -472,7 +476,12 @@ def parse_overrides(pairs: list[str]) -> dict[str, Scalar]:
         key, sep, raw = pair.partition("=")
         if not sep or not re.match(NAME_RE, key):
             raise SpecError([f"--set {pair!r}: expected PARAM=VALUE"])
-        value = yaml.safe_load(raw) if raw else ""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise SpecError([f"--set {pair!r}: the value is not a YAML scalar ({problem}); "
+                             "quote it, e.g. PARAM='\"text\"'"]) from None
         if not isinstance(value, (bool, int, float, str)):
             value = raw
         result[key] = value
