@@ -80,3 +80,22 @@ def test_shell_values_are_data_not_code(tmp_path: Path, style: str) -> None:
         assert result.returncode == 0, (value, result.stdout, result.stderr)
         assert not flag.exists(), f"{value!r} ran a command"
         assert (box / "reports" / "t" / "analysis" / f"got_{index}.txt").read_text() == value + "\n"
+
+
+@pytest.mark.parametrize("link", ["file", "directory"])
+def test_artifact_link_outside_workdir_is_refused(tmp_path: Path, link: str) -> None:
+    secret = tmp_path / "outside" / "secret.txt"
+    make = f"ln -s {secret} leak.txt" if link == "file" else f"ln -s {secret.parent} d"
+    source = "leak.txt" if link == "file" else "d/secret.txt"
+    box, path = _box(tmp_path, _campaign({"command": make, "shell": True,
+                                          "artifacts": {"leak": {"path": source, "digest": "sha1"}}}))
+    secret.write_text("top secret\n")
+    result = ptybatch("submit", str(path), cwd=box)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert not any((box / "reports" / "t" / "analysis").glob("*secret*"))
+    assert not any((box / "reports" / "t" / "analysis").glob("leak*"))
+    for written in (box / "reports").rglob("*"):
+        assert written.is_symlink() or not written.is_file() or "top secret" not in written.read_text(errors="replace"), written
+    notes = list((box / "reports" / "t" / "red").glob("blocked_*.md"))
+    assert notes and "outside the job's workdir" in notes[0].read_text()

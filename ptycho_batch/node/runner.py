@@ -211,17 +211,25 @@ def _collect_artifacts(job: PlannedJob, state: JobState, metrics: dict[str, obje
     """Copy artifacts into analysis/, write digests; return what required ones are missing."""
     missing: list[str] = []
     state.artifacts = {}
+    workdir = Path(job.workdir).resolve()
     for name, artifact in job.artifacts.items():
-        source = Path(job.workdir) / artifact.source
+        source = (workdir / artifact.source).resolve()
+        if not source.is_relative_to(workdir):
+            missing.append(f"artifact {name!r} refused: {artifact.source} is a link to {source}, outside the job's "
+                           "workdir (artifacts are only ever copied from inside it)")
+            continue
         if not source.is_file():
             if artifact.required:
                 missing.append(f"required artifact {name!r} not found at {artifact.source}")
             continue
         dest = Path(artifact.dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copy2(source, tmp)
-        os.replace(tmp, dest)
+        try:  # O_NOFOLLOW: a file swapped for a link after it was resolved is refused, not read
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as error:
+            missing.append(f"artifact {name!r} refused: {artifact.source}: {error.strerror or error}")
+            continue
+        _copy_fd(fd, source, dest)
         algorithm = artifact.digest or "sha1"  # always recorded: downstream cache keys depend on it
         record = ArtifactRecord(name=name, path=str(dest), digest=file_digest(dest, algorithm), algorithm=algorithm)
         if artifact.digest:
@@ -229,6 +237,19 @@ def _collect_artifacts(job: PlannedJob, state: JobState, metrics: dict[str, obje
             metrics[f"{name}.{artifact.digest}"] = record.digest
         state.artifacts[name] = record
     return missing
+
+
+def _copy_fd(fd: int, source: Path, dest: Path) -> None:
+    """Copy an open file to `dest` through a temporary file beside it (removed on any failure)."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        with os.fdopen(fd, "rb") as reader, open(tmp, "wb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+        shutil.copystat(source, tmp, follow_symlinks=False)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write_green(job: PlannedJob, state: JobState) -> None:
