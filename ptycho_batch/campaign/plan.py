@@ -163,6 +163,7 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
     jobs: dict[str, PlannedJob] = {}
     problems: list[str] = []
     claimed: dict[str, str] = {}
+    broken: set[str] = set()
 
     def claim(path: str, owner: str, what: str, loc: tuple[Any, ...]) -> None:
         if path in claimed and claimed[path] != owner:
@@ -174,6 +175,9 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
         if base not in selected:
             continue
         job = campaign.jobs[base]
+        if broken.intersection(job.needs):  # its upstream is already reported: no second, confusing problem
+            broken.add(base)
+            continue
         backend = campaign.backends[job.backend]
         report_dir = out / (backend.report_dir or campaign.summary_dir)
         expanded[base] = []
@@ -214,6 +218,7 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                     for art_name, art in job.artifacts.items()}
             except _BadPath as bad:
                 problems.append(str(bad))
+                broken.add(base)
                 continue
             except KeyError as missing:
                 problems.append(f"{located.where(('jobs', base))}: jobs.{base}: template {{{missing.args[0]}}} has no "
