@@ -107,8 +107,9 @@ class Run:
             os.replace(path, aside)
         except OSError:
             pass  # another reader moved it first
-        state = planned_state(job, state=State.LOST, failure_class="lost", ended=time.time(),
-                              reason=f"damaged record moved to {aside} ({_first_line(error)})")
+        why = f"damaged record moved to {aside} ({_first_line(error)})"
+        state = planned_state(job, state=State.LOST, failure_class="lost", ended=time.time(), reason=why,
+                              failure_line=why)
         self.write_state(slug, state)
         return state
 
