@@ -6,9 +6,11 @@ from pathlib import Path
 
 
 def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (field 22 of /proc/<pid>/stat), None when it is gone."""
+    """The kernel's start time of `pid` (field 22 of /proc/<pid>/stat), None when it is gone or a zombie
+    (a process that has ended but whose parent has not reaped it yet, e.g. a supervisor that crashed)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else fields[19]
     except (OSError, IndexError):
         return None
 
