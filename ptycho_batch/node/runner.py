@@ -26,7 +26,14 @@ from ptycho_batch.node import provenance
 from ptycho_batch.node.envfirewall import build_env, redact
 from ptycho_batch.node.gpus import visible_gpus
 from ptycho_batch.node.observe import check_expectations, clean_text, extract_metrics
-from ptycho_batch.node.process import ProcessRegistry, stop_group
+from ptycho_batch.node.process import (
+    JOB_TOKEN_VAR,
+    ProcessRegistry,
+    become_subreaper,
+    end_leftovers,
+    new_job_token,
+    stop_group,
+)
 from ptycho_batch.node.triage import TAIL_LINES, classify, write_red_note
 from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.util.digests import file_digest
@@ -69,6 +76,7 @@ def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, upstre
     same process (on SLURM: in the same allocation).
     """
     registry = registry or ProcessRegistry()
+    become_subreaper()
     stamp_cache_key(job, runtime, state, upstream)
     variant: PlannedFallback | None = None
     used: set[int] = set()
@@ -139,7 +147,9 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     workdir.mkdir(parents=True)
 
     argv = variant.argv if variant else job.argv
-    env = build_env(os.environ, variant.env if variant else job.env, job.pass_env, pinned_env)
+    token = new_job_token()
+    env = build_env(os.environ, variant.env if variant else job.env, job.pass_env,
+                    {**pinned_env, JOB_TOKEN_VAR: token})
     write_json(report.record(job.slug, "env"),
                {"job": job.name, "runtime": runtime.name, "env": redact(env)})
     # a job's `gpus` is what it asks of a node; GPU flags for a runtime only where GPUs exist
@@ -170,6 +180,7 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
                 stop_group(proc)
             finally:
                 registry.remove(proc)
+                end_leftovers(token, proc.pid, registry.pids())
             state.exit_code = proc.returncode if proc.returncode >= 0 else None
             state.signal = -proc.returncode if proc.returncode < 0 else None
     state.ended = time.time()
