@@ -25,7 +25,8 @@ from ptycho_batch.journal.store import Run
 from ptycho_batch.node import provenance
 from ptycho_batch.node.envfirewall import build_env, redact
 from ptycho_batch.node.gpus import visible_gpus
-from ptycho_batch.node.observe import check_expectations, clean_text, extract_metrics
+from ptycho_batch.node.logscan import LogScan, scan_log
+from ptycho_batch.node.observe import check_expectations
 from ptycho_batch.node.process import (
     JOB_TOKEN_VAR,
     ProcessRegistry,
@@ -34,7 +35,7 @@ from ptycho_batch.node.process import (
     new_job_token,
     stop_group,
 )
-from ptycho_batch.node.triage import TAIL_LINES, classify, write_red_note
+from ptycho_batch.node.triage import EXCEPTION_LINE, LOG_SIGNATURES, TAIL_LINES, classify, write_red_note
 from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.util.digests import file_digest
 from ptycho_batch.util.errors import RuntimeUnavailable
@@ -90,6 +91,13 @@ def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, upstre
             return state
         used.add(rule)
         variant = job.fallbacks[rule]
+
+
+def triage_patterns(job: PlannedJob) -> list[re.Pattern[str]]:
+    """Every pattern triage and the fallback rules look for in a failed job's log."""
+    return [pattern for _, pattern in LOG_SIGNATURES] + [EXCEPTION_LINE] + \
+        [re.compile(s.regex) for s in job.signatures] + \
+        [re.compile(f.when.pattern) for f in job.fallbacks if f.when.pattern is not None]
 
 
 def rule_matches(when: FallbackWhen, state: JobState, lines: list[str]) -> bool:
@@ -194,10 +202,11 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
 def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str], env: dict[str, str], *,
               timed_out: bool, cancelled: bool) -> list[str]:
     ran_ok = state.exit_code == 0 and not timed_out and not cancelled
-    # the log is read only when something needs it (hundreds of tiny jobs should not pay for it)
+    # the log is read only when something needs it (hundreds of tiny jobs should not pay for it), in one pass
     needs_log = job.observe or not ran_ok or job.fallbacks or job.expect
-    lines = clean_text(Path(state.log or job.log).read_text(errors="replace")).splitlines() if needs_log else []
-    metrics, series = extract_metrics("\n".join(lines), job.observe)
+    scan = scan_log(Path(state.log or job.log), job.observe, triage_patterns(job), TAIL_LINES) if needs_log \
+        else LogScan()
+    lines, metrics, series = scan.lines, scan.metrics, scan.series
     missing = _collect_artifacts(job, state, metrics) if ran_ok else []
     unmet = check_expectations(metrics, job.expect) if ran_ok else []
     state.metrics = metrics
@@ -214,7 +223,7 @@ def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str
     state.failure_class, state.failure_line = verdict.failure_class, verdict.line
     state.signature, state.hint = verdict.signature, verdict.hint
     if state.state == State.FAILED:
-        write_red_note(job, state, runtime=runtime.name, argv=argv, env_names=list(env), tail=lines[-TAIL_LINES:])
+        write_red_note(job, state, runtime=runtime.name, argv=argv, env_names=list(env), tail=scan.tail)
     return lines
 
 
