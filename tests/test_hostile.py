@@ -99,3 +99,31 @@ def test_artifact_link_outside_workdir_is_refused(tmp_path: Path, link: str) -> 
         assert written.is_symlink() or not written.is_file() or "top secret" not in written.read_text(errors="replace"), written
     notes = list((box / "reports" / "t" / "red").glob("blocked_*.md"))
     assert notes and "outside the job's workdir" in notes[0].read_text()
+
+
+SECRETS = {"HF_AUTH": "hf_s3cr3tvalue", "MY_PASSPHRASE": "correct horse battery", "API_TOKEN": "tok-123456",
+           "DB_CONN": "postgres://admin:pg-pass-9876@db.example:5432/x"}
+
+
+@pytest.mark.parametrize("ending", ["exit 1", "true"])
+def test_pass_env_secrets_land_nowhere(tmp_path: Path, ending: str) -> None:
+    printer = "echo $HF_AUTH; echo \"$MY_PASSPHRASE\"; echo token=$API_TOKEN; echo $DB_CONN; " + ending
+    box, path = _box(tmp_path, _campaign({"command": printer, "shell": True, "stage": "test",
+                                          "pass_env": sorted(SECRETS), "observe": {"token": r"token=(\S+)"},
+                                          "env": {"MIRROR": "https://user:mirror-pw-42@mirror.example/simple"}}))
+    result = ptybatch("submit", str(path), cwd=box, env=SECRETS)
+    assert result.returncode == (1 if ending == "exit 1" else 0), result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    secrets = [*list(SECRETS.values())[:3], "pg-pass-9876"]
+    written = [p for p in box.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".log" for p in written)
+    for file in written:
+        text = file.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in text, f"{secret!r} is in {file}"
+    for shown in (result.stdout, result.stderr):
+        assert not any(secret in shown for secret in secrets)
+    logs = "".join(p.read_text() for p in (box / "reports" / "t" / "cli").glob("*.log"))
+    assert logs.count("***redacted***") == 4, "masked, not dropped"
+    env_record = (box / "reports" / "t" / "analysis" / "j.env.json").read_text()
+    assert "mirror.example" in env_record and "mirror-pw-42" not in env_record, "only the URL's password is masked in a variable that is not secret"

@@ -23,7 +23,7 @@ from ptycho_batch.journal.layout import ReportDir, attempt_log
 from ptycho_batch.journal.records import ArtifactRecord, Attempt, JobState, State
 from ptycho_batch.journal.store import Run
 from ptycho_batch.node import provenance
-from ptycho_batch.node.envfirewall import build_env, redact
+from ptycho_batch.node.envfirewall import build_env, mask_file, redact, secret_values
 from ptycho_batch.node.gpus import visible_gpus
 from ptycho_batch.node.logscan import LogScan, scan_log
 from ptycho_batch.node.observe import check_expectations
@@ -159,7 +159,7 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     env = build_env(os.environ, variant.env if variant else job.env, job.pass_env,
                     {**pinned_env, JOB_TOKEN_VAR: token})
     write_json(report.record(job.slug, "env"),
-               {"job": job.name, "runtime": runtime.name, "env": redact(env)})
+               {"job": job.name, "runtime": runtime.name, "env": redact(env, job.pass_env)})
     # a job's `gpus` is what it asks of a node; GPU flags for a runtime only where GPUs exist
     launch = Launch(argv=argv, env=env, workdir=workdir, binds=[report.root, workdir, *map(Path, job.binds)],
                     gpus=job.gpus if visible_gpus() else 0)
@@ -191,6 +191,7 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
                 end_leftovers(token, proc.pid, registry.pids())
             state.exit_code = proc.returncode if proc.returncode >= 0 else None
             state.signal = -proc.returncode if proc.returncode < 0 else None
+    mask_file(log_path, secret_values(env, job.pass_env))  # before anything reads or copies the log
     state.ended = time.time()
     if registry.interrupted:  # whoever sees the scheduler's verdict (requeue or cancel) records it
         state.state, state.reason = State.PENDING, "interrupted by the scheduler (SIGTERM: preempted or cancelled)"

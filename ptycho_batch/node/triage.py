@@ -17,6 +17,7 @@ from ptycho_batch.campaign.plan import PlannedJob
 from ptycho_batch.campaign.spec import Signature
 from ptycho_batch.journal.layout import ReportDir
 from ptycho_batch.journal.records import JobState
+from ptycho_batch.node.envfirewall import job_secrets, mask
 from ptycho_batch.util.fsio import write_atomic
 
 LOG_SIGNATURES: list[tuple[str, re.Pattern[str]]] = [
@@ -79,6 +80,9 @@ def write_red_note(job: PlannedJob, state: JobState, *, runtime: str, argv: list
     """The blocker note a person used to write by hand, `red/blocked_<stamp>_<slug>[_attemptN].md`; whoever
     records a failure (the job runner, the SLURM poller, a reader that finds a dead supervisor) calls this."""
     hint = state.hint
+    secrets = job_secrets(job.pass_env)   # a log read before the runner masked it (a lost or killed job)
+    tail = [mask(line, secrets) for line in tail]
+    state.failure_line = mask(state.failure_line, secrets) if state.failure_line else state.failure_line
     status = f"signal {state.signal}" if state.signal is not None else f"exit code {state.exit_code}"
     duration = f"{state.duration:.1f} s" if state.duration is not None else "n/a"
     lines = [
