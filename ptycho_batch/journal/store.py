@@ -141,6 +141,22 @@ class Run:
         info.update(fields)
         write_json(self.dir / "run.json", info)
 
+    def write_series(self, slug: str, series: dict[str, list[Any]]) -> None:
+        """A job's observed series, kept in the journal so a report never depends on files in the report
+        dir that a later run may replace."""
+        folder = self.job_dir(slug)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "series.json", series)
+
+    def read_series(self, slug: str, state: JobState) -> dict[str, list[Any]]:
+        """The series of the run that produced `state` (the earlier run for a reused result); {} if none."""
+        run_dir = self.campaign_dir / state.cached_from if state.cached_from else self.dir
+        try:
+            series = json.loads((run_dir / "jobs" / slug / "series.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return series if isinstance(series, dict) else {}
+
     def cancel_requested(self, slug: str) -> bool:
         return (self.job_dir(slug) / "cancel").exists()
 

@@ -24,6 +24,7 @@ from ptycho_batch.journal.records import ArtifactRecord, Attempt, JobState, Stat
 from ptycho_batch.journal.store import Run
 from ptycho_batch.node import provenance
 from ptycho_batch.node.envfirewall import build_env, mask_file, redact, secret_values
+from ptycho_batch.node.evidence import preserve_evidence, record_evidence
 from ptycho_batch.node.gpus import visible_gpus
 from ptycho_batch.node.logscan import LogScan, scan_log
 from ptycho_batch.node.observe import check_expectations
@@ -141,6 +142,7 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
         started=state.started, ended=state.ended, fallback=state.fallback,
         reason=state.reason if state.state == State.PENDING else None))
     run.write_state(job.slug, state)
+    record_evidence(job, run.dir, state)
     return lines
 
 
@@ -148,6 +150,8 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
              pinned_env: dict[str, str], registry: ProcessRegistry) -> list[str]:
     report = ReportDir(Path(job.report_dir))
     log_path = Path(state.log or job.log)
+    if state.attempt == 1:  # another run's evidence under the same names goes to history/ first
+        preserve_evidence(job, run.dir, state.cache_key)
     ensure_dirs(report.analysis, log_path.parent)
     workdir = Path(job.workdir)
     if workdir.exists():  # a rerun starts from an empty scratch directory
@@ -196,11 +200,11 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     if registry.interrupted:  # whoever sees the scheduler's verdict (requeue or cancel) records it
         state.state, state.reason = State.PENDING, "interrupted by the scheduler (SIGTERM: preempted or cancelled)"
         return []
-    return _conclude(job, runtime, state, argv, env, timed_out=timed_out or registry.timed_out,
+    return _conclude(job, run, runtime, state, argv, env, timed_out=timed_out or registry.timed_out,
                      cancelled=registry.cancelled or run.cancel_requested(job.slug))
 
 
-def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str], env: dict[str, str], *,
+def _conclude(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, argv: list[str], env: dict[str, str], *,
               timed_out: bool, cancelled: bool) -> list[str]:
     ran_ok = state.exit_code == 0 and not timed_out and not cancelled
     # the log is read only when something needs it (hundreds of tiny jobs should not pay for it), in one pass
@@ -211,6 +215,8 @@ def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str
     missing = _collect_artifacts(job, state, metrics) if ran_ok else []
     unmet = check_expectations(metrics, job.expect) if ran_ok else []
     state.metrics = metrics
+    if job.observe:
+        run.write_series(job.slug, series)
     if job.observe or job.artifacts:
         write_json(ReportDir(Path(job.report_dir)).record(job.slug, "metrics"),
                    {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series})

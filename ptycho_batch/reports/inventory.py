@@ -104,7 +104,7 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
             lines += _job_section(plan, name, states[name], base)
     lines += _blockers_section(plan, states, base)
     lines += _parity_section(plan, states)
-    lines += _loss_section(plan, states, base)
+    lines += _loss_section(plan, run, states, base)
     notes = dict(plan.notes)
     lines += ["", "## Dataset", "", notes.pop("dataset", None) or "(no dataset note)"]
     if plan.data:
@@ -190,15 +190,12 @@ def _parity_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
     return lines
 
 
-def _loss_section(plan: Plan, states: dict[str, JobState], base: Path) -> list[str]:
+def _loss_section(plan: Plan, run: Run, states: dict[str, JobState], base: Path) -> list[str]:
     curves: dict[str, list[float]] = {}
     for name, job in plan.jobs.items():
         if job.stage != "train" or states[name].state != State.COMPLETED:
             continue
-        metrics_file = Path(job.report_dir) / "analysis" / f"{job.slug}.metrics.json"
-        if not metrics_file.exists():
-            continue
-        series = json.loads(metrics_file.read_text()).get("series", {})
+        series = run.read_series(job.slug, states[name])   # from the journal: the report dir may hold newer files
         loss = next((v for k, v in series.items() if k == "loss" or k.endswith(".loss")), None)
         if loss:
             curves[f"{name} ({job.backend})"] = [v for v in loss if isinstance(v, float)]
