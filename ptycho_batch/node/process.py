@@ -116,36 +116,29 @@ def new_job_token() -> str:
     return secrets.token_hex(8)
 
 
-def _has_adopted_children(known: set[int]) -> bool:
-    """Whether this process has children it did not start itself (orphans it adopted as a subreaper)."""
+def _adopted_carriers(token: str, known: set[int]) -> bool:
+    """Whether a child this process did not start itself (an orphan it adopted) carries `token`; without
+    /proc/<pid>/task/<tid>/children, assume so (a full sweep)."""
     try:
         tasks = list(Path("/proc/self/task").iterdir())
+        children = {int(pid) for task in tasks for pid in (task / "children").read_text().split()}
     except OSError:
         return True
-    for task in tasks:
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            return True   # no /proc/<pid>/task/<tid>/children here: always sweep
-        if any(int(pid) not in known for pid in children):
-            return True
-    return False
+    return any(_carries(pid, token) for pid in children - known)
+
+
+def _carries(pid: int, token: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return f"{JOB_TOKEN_VAR}={token}".encode() in handle.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def _carriers(token: str) -> list[int]:
     """Live processes whose environment carries `token`."""
-    marker = f"{JOB_TOKEN_VAR}={token}".encode()
-    found: list[int] = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                    environ = handle.read()
-            except OSError:
-                continue
-            if marker in environ.split(b"\0"):
-                found.append(int(entry.name))
-    return found
+    return [int(entry.name) for entry in os.scandir("/proc")
+            if entry.name.isdigit() and _carries(int(entry.name), token)]
 
 
 def _reap(pid: int) -> None:
@@ -160,8 +153,8 @@ def end_leftovers(token: str, group: int, known: set[int]) -> int:
     until none is left, so a process forking during the sweep is caught). Returns how many were killed."""
     signal_group(group, signal.SIGKILL)
     _reap_group(group)
-    if not _has_adopted_children(known) and not _group_exists(group):
-        return 0
+    if not _group_exists(group) and not _adopted_carriers(token, known):
+        return 0   # the common case: nothing left, no scan of /proc
     killed = 0
     for _ in range(10):
         pids = [pid for pid in _carriers(token) if pid != os.getpid()]
