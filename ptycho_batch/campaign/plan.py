@@ -11,6 +11,8 @@ import hashlib
 import itertools
 import json
 import re
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from ptycho_batch.campaign.spec import (
     Resources,
     Scalar,
     Signature,
+    _plain_name,
+    _relative_inside,
 )
 from ptycho_batch.campaign.templates import placeholders, render
 from ptycho_batch.util.errors import SpecError
@@ -156,6 +160,7 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
     jobs: dict[str, PlannedJob] = {}
     problems: list[str] = []
     claimed: dict[str, str] = {}
+    broken: set[str] = set()
 
     def claim(path: str, owner: str, what: str, loc: tuple[Any, ...]) -> None:
         if path in claimed and claimed[path] != owner:
@@ -167,6 +172,9 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
         if base not in selected:
             continue
         job = campaign.jobs[base]
+        if broken.intersection(job.needs):  # its upstream is already reported: no second, confusing problem
+            broken.add(base)
+            continue
         backend = campaign.backends[job.backend]
         report_dir = out / (backend.report_dir or campaign.summary_dir)
         expanded[base] = []
@@ -185,9 +193,13 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                         values[f"jobs.{need}.artifacts.{art_name}"] = art.dest
             declared_env = {**campaign.defaults.env, **backend.env, **job.env}
             used = _names_used(job, declared_env, job.fallback + backend.fallback)
+            def path(template: str, loc: tuple[Any, ...], check: Callable[[str], str] = _relative_inside,
+                     values: dict[str, Any] = values, name: str = name, base: str = base) -> str:
+                return _rendered_path(template, values, check, located, ("jobs", base, *loc), name)
+
             try:
                 argv = _argv(job.command, job.shell, values)
-                log_name = render(job.log, values) if job.log else f"{slug}.log"
+                log_name = path(job.log, ("log",)) if job.log else f"{slug}.log"
                 env = {k: render(v, values) for k, v in declared_env.items()}
                 fallbacks = [
                     PlannedFallback(when=rule.when, note=rule.note, params={**params, **rule.params},
@@ -197,10 +209,15 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                     for rule in job.fallback + backend.fallback]
                 artifacts = {
                     art_name: PlannedArtifact(
-                        name=art_name, source=render(art.path, values),
-                        dest=str(report_dir / "analysis" / render(art.as_ or Path(art.path).name, values)),
+                        name=art_name, source=path(art.path, ("artifacts", art_name, "path")),
+                        dest=str(report_dir / "analysis" / path(art.as_ or Path(art.path).name,
+                                                                ("artifacts", art_name, "as"), _plain_name)),
                         digest=art.digest, required=art.required, kind=art.kind)
                     for art_name, art in job.artifacts.items()}
+            except _BadPath as bad:
+                problems.append(str(bad))
+                broken.add(base)
+                continue
             except KeyError as missing:
                 problems.append(f"{located.where(('jobs', base))}: jobs.{base}: template {{{missing.args[0]}}} has no "
                                 "single value here (a matrix job's artifacts cannot be named by a downstream job)")
@@ -247,11 +264,27 @@ def _names_used(job: Job, env: dict[str, str], rules: list[Fallback]) -> set[str
     return {name for text in texts for name in placeholders(text)} | {name for rule in rules for name in rule.params}
 
 
+class _BadPath(Exception):
+    """A templated path that leaves its directory once rendered (one problem line)."""
+
+
+def _rendered_path(template: str, values: dict[str, Any], check: Callable[[str], str], located: LocatedYaml,
+                   loc: tuple[Any, ...], name: str) -> str:
+    """A path rendered from a template, checked after rendering (a param value must not escape)."""
+    rendered = render(template, values)
+    try:
+        return check(rendered)
+    except ValueError as error:
+        raise _BadPath(f"{located.where(loc)}: {'.'.join(map(str, loc))}: {error} "
+                       f"(rendered as {rendered!r} for {name})") from None
+
+
 def _argv(command: list[str] | str, shell: bool, values: dict[str, Any]) -> list[str]:
-    if isinstance(command, str):
-        return ["/bin/sh", "-c", render(command, values)]
-    argv = [render(arg, values) for arg in command]
-    return ["/bin/sh", "-c", " ".join(argv)] if shell else argv
+    """The job's argv; with `shell: true` every substituted value is shell-quoted (data, never code)."""
+    if not shell:
+        return [render(arg, values) for arg in command]
+    text = command if isinstance(command, str) else " ".join(command)
+    return ["/bin/sh", "-c", render(text, values, shlex.quote)]
 
 
 def _select(campaign: Campaign, only: list[str] | None, located: LocatedYaml) -> set[str]:

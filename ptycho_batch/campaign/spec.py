@@ -7,6 +7,8 @@ them at once, so a scientist fixes the file in one pass. Nothing here runs or wr
 from __future__ import annotations
 
 import difflib
+import math
+import os
 import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -28,13 +30,20 @@ class Strict(BaseModel):
 
 def _relative_inside(value: str) -> str:
     path = PurePosixPath(value)
-    if not value or path.is_absolute() or ".." in path.parts:
+    if not value or path.is_absolute() or ".." in path.parts or "\0" in value:
         raise ValueError("must be a relative path inside its directory without '..'")
+    return value
+
+
+def _plain_name(value: str) -> str:
+    if "/" in value or value in ("", ".", "..") or "\0" in value:
+        raise ValueError(f"'as' must be a plain file name, got {value!r}")
     return value
 
 
 # a path (report_dir, log, artifact) that must stay inside the directory it is relative to
 InsidePath = Annotated[str, AfterValidator(_relative_inside)]
+PositiveMinutes = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 def _valid_regex(pattern: str, what: str = "") -> str:
@@ -65,12 +74,12 @@ class Resources(Strict):
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
-    time: str | int | None = None
-    gpus: int | None = None
-    cpus: int | None = None
-    mem_gb: float | None = None
+    time: str | Annotated[int, Field(gt=0)] | None = None
+    gpus: Annotated[int, Field(ge=0)] | None = None
+    cpus: Annotated[int, Field(gt=0)] | None = None
+    mem_gb: Annotated[float, Field(gt=0)] | None = None
     constraint: str | None = None
-    nodes: int | None = None
+    nodes: Annotated[int, Field(gt=0)] | None = None
     sbatch: dict[str, Scalar] = Field(default_factory=dict)
 
 
@@ -129,8 +138,8 @@ class ParityCheck(Strict):
     name: Annotated[str, Field(pattern=NAME_RE)]
     metrics: Annotated[list[str], Field(min_length=1)]
     between: Annotated[list[str], Field(min_length=2, max_length=2)]
-    rel: float | None = None
-    abs: float | None = None
+    rel: Annotated[float, Field(ge=0)] | None = None
+    abs: Annotated[float, Field(ge=0)] | None = None
     required: bool = False
 
     @model_validator(mode="after")
@@ -173,15 +182,13 @@ class Artifact(Strict):
     @field_validator("as_")
     @classmethod
     def _plain_name(cls, value: str | None) -> str | None:
-        if value is not None and ("/" in value or value in ("", ".", "..")):
-            raise ValueError(f"'as' must be a plain file name, got {value!r}")
-        return value
+        return None if value is None else _plain_name(value)
 
 
 class Expect(Strict):
     approx: float | None = None
-    rel: float | None = None
-    abs: float | None = None
+    rel: Annotated[float, Field(ge=0)] | None = None
+    abs: Annotated[float, Field(ge=0)] | None = None
     min: float | None = None
     max: float | None = None
 
@@ -208,7 +215,7 @@ class Observe(Strict):
 
 class Defaults(Strict):
     params: dict[str, Scalar] = Field(default_factory=dict)
-    timeout_min: float | None = None
+    timeout_min: PositiveMinutes | None = None
     resources: Resources = Field(default_factory=Resources)
     env: dict[str, str] = Field(default_factory=dict)
 
@@ -227,11 +234,11 @@ class Job(Strict):
     expect: dict[str, Expect] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
     pass_env: list[str] = Field(default_factory=list)
-    timeout_min: float | None = None
+    timeout_min: PositiveMinutes | None = None
     resources: Resources | None = None
     fallback: list[Fallback] = Field(default_factory=list)
-    requeue: int = 0                     # SLURM: requeue after a timeout or preemption up to N times
-    array_parallelism: int | None = None  # SLURM: at most N tasks of this matrix job at once
+    requeue: Annotated[int, Field(ge=0)] = 0  # SLURM: requeue after a timeout or preemption up to N times
+    array_parallelism: Annotated[int, Field(gt=0)] | None = None  # SLURM: at most N tasks of this matrix at once
 
     @field_validator("command")
     @classmethod
@@ -296,6 +303,68 @@ class Campaign(Strict):
 Loc = tuple[str | int, ...]
 
 
+# Bounds on a campaign file, so a hostile or broken file is refused in well under a second.
+MAX_FILE_BYTES = 4 * 1024 * 1024   # a campaign is a page or two of YAML
+MAX_DEPTH = 64                     # nested mappings and lists
+MAX_NODES = 200_000                # values after alias expansion (a "billion laughs" file has 10^9)
+MAX_JOBS_ENV = "PTYBATCH_MAX_JOBS"
+DEFAULT_MAX_JOBS = 100_000         # jobs after matrix expansion; PTYBATCH_MAX_JOBS overrides
+
+
+def max_jobs() -> int:
+    try:
+        return max(1, int(os.environ.get(MAX_JOBS_ENV, DEFAULT_MAX_JOBS)))
+    except ValueError:
+        raise SpecError([f"{MAX_JOBS_ENV}={os.environ[MAX_JOBS_ENV]!r}: expected a whole number"]) from None
+
+
+def _where(path: Path, mark: yaml.Mark | None) -> str:
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+
+
+def _check_depth(path: Path, text: str) -> None:
+    """Refuse deep nesting from the event stream, before the (recursive) composer sees it."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError([f"{_where(path, event.start_mark)}: nesting deeper than {MAX_DEPTH} levels "
+                                 "(the limit on nested mappings and lists)"])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values `node` stands for once every alias is expanded (shared nodes counted each time)."""
+    if id(node) not in memo:
+        if isinstance(node, yaml.MappingNode):
+            memo[id(node)] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            memo[id(node)] = 1 + sum(_expanded_size(item, memo) for item in node.value)
+        else:
+            memo[id(node)] = 1
+    return memo[id(node)]
+
+
+def read_text(path: Path) -> str:
+    """A campaign file's text: bounded in size, UTF-8 (a bad byte is reported with its line)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise SpecError([f"{path}: cannot read ({error.strerror or error})"]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError([f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB (the limit on a campaign file)"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise SpecError([f"{path}:{line}:{column}: not UTF-8 text (byte 0x{data[error.start]:02x}); "
+                         "save the file as UTF-8"]) from None
+
+
 class LocatedYaml:
     """The parsed YAML plus the line/column of every key and value, for error messages."""
 
@@ -305,13 +374,16 @@ class LocatedYaml:
         self.key_marks: dict[Loc, yaml.Mark] = {}
         self.duplicates: list[str] = []
         try:
+            _check_depth(path, text)
             node = yaml.compose(text, Loader=yaml.SafeLoader)
+            if node is not None and (size := _expanded_size(node, {})) > MAX_NODES:
+                raise SpecError([f"{path}:1:1: expands to {size:,} values through YAML aliases (the limit is "
+                                 f"{MAX_NODES:,}); write the values out or use fewer aliases"])
             self.data: Any = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
             problem = getattr(exc, "problem", None) or str(exc)
-            raise SpecError([f"{where}: YAML syntax error: {problem}"]) from None
+            raise SpecError([f"{_where(path, mark)}: YAML syntax error: {problem}"]) from None
         if node is not None:
             self._walk(node, ())
 
@@ -406,7 +478,7 @@ def load_campaign(path: Path, overrides: dict[str, Scalar] | None = None) -> tup
     """Load, validate and cross-check a campaign file; raise SpecError with every problem found."""
     if not path.is_file():
         raise SpecError([f"{path}: campaign file not found"])
-    located = LocatedYaml(path, path.read_text())
+    located = LocatedYaml(path, read_text(path))
     if not isinstance(located.data, dict):
         raise SpecError([f"{path}:1:1: a campaign file must be a mapping of keys (campaign, backends, jobs, ...)"])
     problems = list(located.duplicates)
@@ -507,6 +579,12 @@ def cross_check(campaign: Campaign, located: LocatedYaml) -> list[str]:
                 if param not in known_params:
                     problems.append(f"{located.where(base + ('fallback',))}: jobs.{name}.fallback: param {param!r} "
                                     f"is not a param of this job (params: {', '.join(sorted(known_params)) or 'none'})")
+    sizes = {name: math.prod(len(values) for values in job.matrix.values()) for name, job in campaign.jobs.items()}
+    if sum(sizes.values()) > max_jobs():
+        biggest = max(sizes, key=lambda name: sizes[name])
+        problems.append(f"{located.where(('jobs', biggest, 'matrix'))}: jobs.{biggest}.matrix: the campaign expands to "
+                        f"{sum(sizes.values()):,} jobs ({sizes[biggest]:,} from this matrix), more than the limit of "
+                        f"{max_jobs():,} ({MAX_JOBS_ENV} raises it)")
     for index, check in enumerate(campaign.parity):
         for side, job_name in enumerate(check.between):
             if job_name not in campaign.jobs:
@@ -552,7 +630,12 @@ def parse_overrides(pairs: list[str]) -> dict[str, Scalar]:
         key, sep, raw = pair.partition("=")
         if not sep or not re.match(NAME_RE, key):
             raise SpecError([f"--set {pair!r}: expected PARAM=VALUE"])
-        value = yaml.safe_load(raw) if raw else ""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise SpecError([f"--set {pair!r}: the value is not a YAML scalar ({problem}); "
+                             "quote it, e.g. PARAM='\"text\"'"]) from None
         if not isinstance(value, (bool, int, float, str)):
             value = raw
         result[key] = value

@@ -22,7 +22,7 @@ from ptycho_batch.engine.decisions import Decision, History, decide_all
 from ptycho_batch.executors.base import Executor
 from ptycho_batch.executors.local.liveness import settle_orphan
 from ptycho_batch.executors.local.scheduler import check_budget, machine_cpus
-from ptycho_batch.journal.lock import campaign_lock
+from ptycho_batch.journal.lock import campaign_lock, report_dir_locks
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run, campaign_journal, create_run, list_runs, new_run_id, planned_state
 from ptycho_batch.node.gpus import visible_gpus
@@ -118,7 +118,9 @@ def submit(prepared: Prepared, executor: Executor, *, force: bool = False, rerun
     """Journal a new run under the campaign lock and hand it to the executor; returns once it is launched."""
     if executor.name == "local":  # a job asking more cores or GPUs than this machine has could never start
         check_budget(prepared.plan, machine_cpus(), visible_gpus())
-    with campaign_lock(prepared.campaign_dir, prepared.run_id) as lock:
+    report_dirs = {Path(job.report_dir) for job in prepared.plan.jobs.values()} | {Path(prepared.plan.summary_dir)}
+    with campaign_lock(prepared.campaign_dir, prepared.run_id) as lock, \
+            report_dir_locks(report_dirs, prepared.plan.campaign, prepared.run_id):
         settle_orphans(prepared.campaign_dir)
         decisions = decide(prepared, force=force, rerun_failed=rerun_failed)
         ready_runtimes(prepared, decisions)

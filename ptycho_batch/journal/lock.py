@@ -3,6 +3,11 @@
 `<campaign>/submit.lock` is an flock held for the life of whoever carries the run; the kernel drops it on
 any death. `submit.owner` names the holder; it is written before the lock can be seen as taken by anyone
 else (under a second short lock), so a busy message always names who holds it.
+
+A backend's report directory can be shared by campaigns; `report_dir_locks` makes the run writing into it
+its only writer (`<report_dir>/.ptybatch-writer.lock`, owner in `.ptybatch-writer.json`), so two campaigns
+never interleave one log or replace each other's artifacts. The local supervisor inherits these locks
+with the campaign lock and holds them until its run is finished.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import fcntl
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,8 +61,12 @@ def read_owner(campaign_dir: Path) -> dict[str, Any]:
 
 
 def _owner_file(campaign_dir: Path) -> dict[str, Any]:
+    return _read_json(campaign_dir / "submit.owner")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        owner = json.loads((campaign_dir / "submit.owner").read_text())
+        owner = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     return owner if isinstance(owner, dict) else {}
@@ -66,3 +75,36 @@ def _owner_file(campaign_dir: Path) -> dict[str, Any]:
 def lock_held(campaign_dir: Path) -> bool:
     """Whether a live process carries a run of this campaign."""
     return is_locked(campaign_dir / "submit.lock")
+
+
+WRITER_LOCK = ".ptybatch-writer.lock"
+WRITER_OWNER = ".ptybatch-writer.json"
+
+
+@contextmanager
+def report_dir_locks(report_dirs: Iterable[Path], campaign: str, run_id: str) -> Iterator[None]:
+    """Hold the writer lock of every report dir a run writes (a process forked inside keeps holding them);
+    one held by another run is exit 3 naming that run."""
+    handles: list[IO[str]] = []
+    try:
+        for folder in sorted(set(report_dirs)):
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / WRITER_LOCK, "a+")
+            handles.append(handle)
+            with locked(folder / f"{WRITER_LOCK}.owner"):
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    owner = _read_json(folder / WRITER_OWNER)
+                    raise CampaignBusy(
+                        f"report dir {folder} is being written by campaign {owner.get('campaign', '?')!r}, "
+                        f"run {owner.get('run_id', '?')} (pid {owner.get('pid', '?')} on {owner.get('host', '?')}, "
+                        f"since {owner.get('since', '?')}); wait for it or give this backend another report_dir"
+                    ) from None
+                write_json(folder / WRITER_OWNER, {
+                    "campaign": campaign, "run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        yield
+    finally:
+        for held in handles:
+            held.close()

@@ -107,8 +107,9 @@ class Run:
             os.replace(path, aside)
         except OSError:
             pass  # another reader moved it first
-        state = planned_state(job, state=State.LOST, failure_class="lost", ended=time.time(),
-                              reason=f"damaged record moved to {aside} ({_first_line(error)})")
+        why = f"damaged record moved to {aside} ({_first_line(error)})"
+        state = planned_state(job, state=State.LOST, failure_class="lost", ended=time.time(), reason=why,
+                              failure_line=why)
         self.write_state(slug, state)
         return state
 
@@ -139,6 +140,22 @@ class Run:
         info = self.info()
         info.update(fields)
         write_json(self.dir / "run.json", info)
+
+    def write_series(self, slug: str, series: dict[str, Any]) -> None:
+        """A job's observed series (`{"series": {...}, "epochs": {...}}`), kept in the journal so a report
+        never depends on files in the report dir that a later run may replace."""
+        folder = self.job_dir(slug)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "series.json", series)
+
+    def read_series(self, slug: str, state: JobState) -> dict[str, Any]:
+        """The series of the run that produced `state` (the earlier run for a reused result); {} if none."""
+        run_dir = self.campaign_dir / state.cached_from if state.cached_from else self.dir
+        try:
+            series = json.loads((run_dir / "jobs" / slug / "series.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return series if isinstance(series, dict) else {}
 
     def cancel_requested(self, slug: str) -> bool:
         return (self.job_dir(slug) / "cancel").exists()

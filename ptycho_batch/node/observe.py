@@ -19,6 +19,11 @@ def _render_line(line: str) -> str:
     """Resolve `\\r` (back to column 0) and `\\b` (one column back) the way a terminal would."""
     if "\r" not in line and "\b" not in line:
         return line
+    if "\b" not in line:  # each segment after a carriage return overwrites the start of the line
+        shown = ""
+        for segment in line.split("\r"):
+            shown = segment + shown[len(segment):]
+        return shown
     cells: list[str] = []
     column = 0
     for char in line:
@@ -36,7 +41,9 @@ def _render_line(line: str) -> str:
 
 
 def clean_text(raw: str) -> str:
-    text = _ANSI.sub("", raw)
+    text = _ANSI.sub("", raw) if "\x1b" in raw else raw
+    if "\r" not in text and "\b" not in text:
+        return text
     return "\n".join(_render_line(line.rstrip("\r")) for line in text.split("\n"))
 
 

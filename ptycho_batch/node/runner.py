@@ -23,11 +23,20 @@ from ptycho_batch.journal.layout import ReportDir, attempt_log
 from ptycho_batch.journal.records import ArtifactRecord, Attempt, JobState, State
 from ptycho_batch.journal.store import Run
 from ptycho_batch.node import provenance
-from ptycho_batch.node.envfirewall import build_env, redact
+from ptycho_batch.node.envfirewall import build_env, mask_file, redact, secret_values
+from ptycho_batch.node.evidence import preserve_evidence, record_evidence
 from ptycho_batch.node.gpus import visible_gpus
-from ptycho_batch.node.observe import check_expectations, clean_text, extract_metrics, observed
-from ptycho_batch.node.process import ProcessRegistry, stop_group
-from ptycho_batch.node.triage import TAIL_LINES, classify, warnings_of, write_red_note
+from ptycho_batch.node.logscan import LogScan, scan_log
+from ptycho_batch.node.observe import check_expectations, observed
+from ptycho_batch.node.process import (
+    JOB_TOKEN_VAR,
+    ProcessRegistry,
+    become_subreaper,
+    end_leftovers,
+    new_job_token,
+    stop_group,
+)
+from ptycho_batch.node.triage import LINE_PATTERNS, TAIL_LINES, classify, warnings_of, write_red_note
 from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.util.digests import path_digest
 from ptycho_batch.util.errors import RuntimeUnavailable
@@ -69,6 +78,7 @@ def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, upstre
     same process (on SLURM: in the same allocation).
     """
     registry = registry or ProcessRegistry()
+    become_subreaper()
     stamp_cache_key(job, runtime, state, upstream)
     variant: PlannedFallback | None = None
     used: set[int] = set()
@@ -82,6 +92,12 @@ def run_job(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, upstre
             return state
         used.add(rule)
         variant = job.fallbacks[rule]
+
+
+def triage_patterns(job: PlannedJob) -> list[re.Pattern[str]]:
+    """Every pattern triage and the fallback rules look for in a failed job's log."""
+    return [*LINE_PATTERNS] + [re.compile(s.regex) for s in job.signatures] + \
+        [re.compile(f.when.pattern) for f in job.fallbacks if f.when.pattern is not None]
 
 
 def rule_matches(when: FallbackWhen, state: JobState, lines: list[str]) -> bool:
@@ -129,6 +145,7 @@ def _attempt(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     if state.state == State.COMPLETED and variant is not None:
         _note_resolution(state)
     run.write_state(job.slug, state)
+    record_evidence(job, run.dir, state)
     return lines
 
 
@@ -147,6 +164,8 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
              pinned_env: dict[str, str], registry: ProcessRegistry) -> list[str]:
     report = ReportDir(Path(job.report_dir))
     log_path = Path(state.log or job.log)
+    if state.attempt == 1:  # another run's evidence under the same names goes to history/ first
+        preserve_evidence(job, run.dir, state.cache_key)
     ensure_dirs(report.analysis, log_path.parent)
     workdir = Path(job.workdir)
     if workdir.exists():  # a rerun starts from an empty scratch directory
@@ -154,9 +173,11 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     workdir.mkdir(parents=True)
 
     argv = variant.argv if variant else job.argv
-    env = build_env(os.environ, variant.env if variant else job.env, job.pass_env, pinned_env)
+    token = new_job_token()
+    env = build_env(os.environ, variant.env if variant else job.env, job.pass_env,
+                    {**pinned_env, JOB_TOKEN_VAR: token})
     write_json(report.record(job.slug, "env"),
-               {"job": job.name, "runtime": runtime.name, "env": redact(env)})
+               {"job": job.name, "runtime": runtime.name, "env": redact(env, job.pass_env)})
     # a job's `gpus` is what it asks of a node; GPU flags for a runtime only where GPUs exist
     launch = Launch(argv=argv, env=env, workdir=workdir, binds=[report.root, workdir, *map(Path, job.binds)],
                     gpus=job.gpus if visible_gpus() else 0)
@@ -185,30 +206,35 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
                 stop_group(proc)
             finally:
                 registry.remove(proc)
+                end_leftovers(token, proc.pid, registry.pids())
             state.exit_code = proc.returncode if proc.returncode >= 0 else None
             state.signal = -proc.returncode if proc.returncode < 0 else None
+    mask_file(log_path, secret_values(env, job.pass_env))  # before anything reads or copies the log
     state.ended = time.time()
     if registry.interrupted:  # whoever sees the scheduler's verdict (requeue or cancel) records it
         state.state, state.reason = State.PENDING, "interrupted by the scheduler (SIGTERM: preempted or cancelled)"
         return []
-    return _conclude(job, runtime, state, argv, env, timed_out=timed_out or registry.timed_out,
+    return _conclude(job, run, runtime, state, argv, env, timed_out=timed_out or registry.timed_out,
                      cancelled=registry.cancelled or run.cancel_requested(job.slug))
 
 
-def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str], env: dict[str, str], *,
+def _conclude(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, argv: list[str], env: dict[str, str], *,
               timed_out: bool, cancelled: bool) -> list[str]:
     ran_ok = state.exit_code == 0 and not timed_out and not cancelled
-    # the log is read only when something needs it (hundreds of tiny jobs should not pay for it)
+    # the log is read only when something needs it (hundreds of tiny jobs should not pay for it), in one pass
     needs_log = job.observe or not ran_ok or job.fallbacks or job.expect or job.signatures
-    lines = clean_text(Path(state.log or job.log).read_text(errors="replace")).splitlines() if needs_log else []
-    metrics, series, epochs = extract_metrics("\n".join(lines), job.observe)
+    scan = scan_log(Path(state.log or job.log), job.observe, triage_patterns(job), TAIL_LINES) if needs_log \
+        else LogScan()
+    lines, metrics = scan.lines, scan.metrics
     missing = _collect_artifacts(job, state, metrics) if ran_ok else []
     unmet = check_expectations(metrics, job.expect) if ran_ok else []
     state.metrics = metrics
+    if job.observe:
+        run.write_series(job.slug, {"series": scan.series, "epochs": scan.epochs})
     if job.observe or job.artifacts:
         write_json(ReportDir(Path(job.report_dir)).record(job.slug, "metrics"),
-                   {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": series,
-                    "epochs": epochs})
+                   {"job": job.name, "attempt": state.attempt, "metrics": metrics, "series": scan.series,
+                    "epochs": scan.epochs})
     absent = [f"{name}: required metric never matched in the log" for name in job.observe_required
               if not observed(name, metrics)] if ran_ok else []
     verdict = classify(lines, exit_code=state.exit_code, signal=state.signal, timed_out=timed_out,
@@ -222,39 +248,75 @@ def _conclude(job: PlannedJob, runtime: Runtime, state: JobState, argv: list[str
     state.failure_class, state.failure_line = verdict.failure_class, verdict.line
     state.signature, state.hint = verdict.signature, verdict.hint
     if state.state == State.FAILED:
-        write_red_note(job, state, runtime=runtime.name, argv=argv, env_names=list(env), tail=lines[-TAIL_LINES:])
+        write_red_note(job, state, runtime=runtime.name, argv=argv, env_names=list(env), tail=scan.tail)
     return lines
 
 
 def _collect_artifacts(job: PlannedJob, state: JobState, metrics: dict[str, object]) -> list[str]:
-    """Copy artifacts into analysis/, write digests; return what required ones are missing."""
+    """Copy artifacts into analysis/, write digests; return what required ones are missing.
+
+    The resolved source must lie inside the job's workdir (a link pointing out is refused); files are opened
+    without following links, directories copied with their links as links (a digest never follows one).
+    """
     missing: list[str] = []
     state.artifacts = {}
+    workdir = Path(job.workdir).resolve()
     for name, artifact in job.artifacts.items():
-        source = Path(job.workdir) / artifact.source
+        source = (workdir / artifact.source).resolve()
+        if not source.is_relative_to(workdir):
+            missing.append(f"artifact {name!r} refused: {artifact.source} is a link to {source}, outside the job's "
+                           "workdir (artifacts are only ever copied from inside it)")
+            continue
         is_dir = artifact.kind == "dir"
-        if not (source.is_dir() if is_dir else source.is_file()) or (is_dir and source.is_symlink()):
+        if not (source.is_dir() if is_dir else source.is_file()):
             if artifact.required:
                 missing.append(f"required artifact {name!r} not found at {artifact.source}"
                                + (" (a directory)" if is_dir else ""))
             continue
         dest = Path(artifact.dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        algorithm = artifact.digest or "sha1"  # always recorded: downstream cache keys depend on it
         if is_dir:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(source, tmp, symlinks=True)
-            shutil.rmtree(dest, ignore_errors=True)
+            _copy_dir(source, dest)
         else:
-            shutil.copy2(source, tmp)
-        os.replace(tmp, dest)
+            try:  # O_NOFOLLOW: a file swapped for a link after it was resolved is refused, not read
+                fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError as error:
+                missing.append(f"artifact {name!r} refused: {artifact.source}: {error.strerror or error}")
+                continue
+            _copy_fd(fd, source, dest)
+        algorithm = artifact.digest or "sha1"  # always recorded: downstream cache keys depend on it
         record = ArtifactRecord(name=name, path=str(dest), digest=path_digest(dest, algorithm), algorithm=algorithm)
         if artifact.digest:
             write_atomic(dest.parent / f"{name}_digest_{job.slug}.txt", f"{record.digest}  {dest.name}\n")
             metrics[f"{name}.{artifact.digest}"] = record.digest
         state.artifacts[name] = record
     return missing
+
+
+def _copy_dir(source: Path, dest: Path) -> None:
+    """Copy a directory artifact through a temporary directory beside `dest` (links stay links)."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(source, tmp, symlinks=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _copy_fd(fd: int, source: Path, dest: Path) -> None:
+    """Copy an open file to `dest` through a temporary file beside it (removed on any failure)."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        with os.fdopen(fd, "rb") as reader, open(tmp, "wb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+        shutil.copystat(source, tmp, follow_symlinks=False)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write_green(job: PlannedJob, state: JobState) -> None:

@@ -20,6 +20,7 @@ from ptycho_batch.campaign.plan import PlannedJob
 from ptycho_batch.campaign.spec import Signature
 from ptycho_batch.journal.layout import ReportDir
 from ptycho_batch.journal.records import FailureClass, JobState
+from ptycho_batch.node.envfirewall import job_secrets, mask
 from ptycho_batch.node.observe import observed
 from ptycho_batch.util.fsio import write_atomic
 
@@ -38,6 +39,10 @@ PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR) \S+::")  # pytest's short test su
 PYTEST_DETAIL = re.compile(r"^E\s{3,}(\S.*)")   # pytest's `E   ` explanation lines
 PYTEST_SUMMARY = re.compile(r"^=*\s*(?:\d+ (?:failed|passed|errors?|skipped)[, ]*)+.* in [\d.]+s")
 ERROR_LOOKING = re.compile(r"\bERROR\b|\bError:|\berror:|\bFATAL\b|can't open file|No such file")
+USAGE_HEADER = re.compile(r"^usage: ")                  # argparse prints it before the error line
+LINE_PATTERNS = (*(pattern for _, pattern in LOG_SIGNATURES), EXCEPTION_LINE, USAGE_HEADER, USAGE_LINE,
+                 PYTEST_FAILED, PYTEST_DETAIL, PYTEST_SUMMARY, ERROR_LOOKING)
+"""Every line pattern `classify` looks for: a streaming log scan keeps (the first and last of) their lines."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ def classify(lines: list[str], *, exit_code: int | None, signal: int | None, tim
         if signal is not None or exit_code == 137:
             name = signals.Signals(signal).name if signal else "SIGKILL (exit 137)"
             return Verdict("killed", f"terminated by {name}")
-        if any(line.startswith("usage: ") for line in lines):
+        if any(USAGE_HEADER.match(line) for line in lines):
             usage = next((line.strip() for line in lines if USAGE_LINE.match(line)), None)
             if usage:
                 return Verdict(FailureClass.USAGE, usage)
@@ -114,6 +119,9 @@ def write_red_note(job: PlannedJob, state: JobState, *, runtime: str, argv: list
     """The blocker note a person used to write by hand, `red/blocked_<stamp>_<slug>[_attemptN].md`; whoever
     records a failure (the job runner, the SLURM poller, a reader that finds a dead supervisor) calls this."""
     hint = state.hint
+    secrets = job_secrets(job.pass_env)   # a log read before the runner masked it (a lost or killed job)
+    tail = [mask(line, secrets) for line in tail]
+    state.failure_line = mask(state.failure_line, secrets) if state.failure_line else state.failure_line
     status = f"signal {state.signal}" if state.signal is not None else f"exit code {state.exit_code}"
     duration = f"{state.duration:.1f} s" if state.duration is not None else "n/a"
     lines = [

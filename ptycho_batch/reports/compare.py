@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ptycho_batch.reports import plots
-from ptycho_batch.util.fsio import write_atomic, write_json
-from ptycho_batch.reports.parity import Difference, difference, within
-from ptycho_batch.reports.inventory import status_text
 from ptycho_batch.executors.registry import load_run
 from ptycho_batch.journal.locate import locate_run
+from ptycho_batch.reports import plots
+from ptycho_batch.reports.inventory import status_text
+from ptycho_batch.reports.parity import Difference, difference, within
+from ptycho_batch.util.fsio import write_atomic, write_json
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,9 @@ def to_markdown(result: Comparison, chart: Path | None) -> str:
     lines += ["", "## Metrics", "", f"| Job | Metric | {a} | {b} | Abs diff | Rel diff | Flag |",
               "|---|---|---|---|---|---|---|"]
     for row in result.rows:
+        flag = "⚠️ beyond tolerance" if row.flagged else "✅"
         lines.append(f"| `{row.job}` | `{row.metric}` | {_fmt(row.left)} | {_fmt(row.right)} | "
-                     f"{_fmt(row.diff.absolute)} | {_fmt(row.diff.relative)} | {'⚠️ beyond tolerance' if row.flagged else '✅'} |")
+                     f"{_fmt(row.diff.absolute)} | {_fmt(row.diff.relative)} | {flag} |")
     for label, names in ((a, result.only_left), (b, result.only_right)):
         if names:
             lines += ["", f"Only in {label}: " + ", ".join(f"`{n}`" for n in names)]

@@ -7,7 +7,6 @@ decision and the next steps.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import time
@@ -15,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ptycho_batch.reports import plots
+from ptycho_batch.campaign.plan import Plan, PlannedJob
 from ptycho_batch.journal.layout import ReportDir
 from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
-from ptycho_batch.util.fsio import write_atomic, write_json
+from ptycho_batch.reports import plots
 from ptycho_batch.reports.parity import evaluate_all, required_failures
-from ptycho_batch.campaign.plan import Plan, PlannedJob
+from ptycho_batch.util.fsio import write_atomic, write_json
 
 STATUS_ICON = {State.COMPLETED: "✅", State.FAILED: "❌", State.SKIPPED: "⏭️", State.CANCELLED: "🚫", State.LOST: "❓",
                State.RUNNING: "⏳", State.PENDING: "⏸️"}
@@ -90,9 +89,10 @@ def policy_decision(plan: Plan, states: dict[str, JobState]) -> PolicyDecision:
         return PolicyDecision(False, f"{plan.policy_id}: required backends {req} did not pass "
                                      f"({'; '.join(required)}); phase blocked.")
     if not optional:
-        return PolicyDecision(True, f"{plan.policy_id}: all backends passed {req + ''.join(f' + {b}' for b in plan.optional_backends)}"
-                                    "; proceeding with full evidence.")
-    deferred = sorted({s.backend for s in states.values() if s.backend in plan.optional_backends and s.state != State.COMPLETED})
+        every = req + "".join(f" + {b}" for b in plan.optional_backends)
+        return PolicyDecision(True, f"{plan.policy_id}: all backends passed {every}; proceeding with full evidence.")
+    deferred = sorted({s.backend for s in states.values()
+                       if s.backend in plan.optional_backends and s.state != State.COMPLETED})
     evidence = "+".join(plan.required_backends)
     return PolicyDecision(True, f"{plan.policy_id}: required backends {req} passed; proceeding with {evidence}-only "
                                 f"evidence; {', '.join(deferred)} deferred ({'; '.join(optional)}).")
@@ -135,7 +135,7 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
     lines += _blockers_section(plan, states, base)
     lines += _parity_section(plan, states)
     lines += _quality_section(plan, states)
-    lines += _loss_section(plan, states, base)
+    lines += _loss_section(plan, run, states, base)
     notes = dict(plan.notes)
     lines += ["", "## Dataset", "", notes.pop("dataset", None) or "(no dataset note)"]
     if plan.data:
@@ -278,23 +278,22 @@ def _quality_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
     return lines
 
 
-def _loss_section(plan: Plan, states: dict[str, JobState], base: Path) -> list[str]:
-    """Loss against epoch when every curve's pattern has an `epoch` group, else against match index."""
+def _loss_section(plan: Plan, run: Run, states: dict[str, JobState], base: Path) -> list[str]:
+    """Loss against epoch when every curve's pattern has an `epoch` group, else against match index; the
+    series come from the journal (the report dir may hold a later run's files)."""
     curves: dict[str, tuple[list[float], list[float]]] = {}
     by_epoch = True
     for name, job in plan.jobs.items():
         if job.stage != "train" or states[name].state != State.COMPLETED:
             continue
-        metrics_file = Path(job.report_dir) / "analysis" / f"{job.slug}.metrics.json"
-        if not metrics_file.exists():
-            continue
-        recorded = json.loads(metrics_file.read_text())
-        key = next((k for k in recorded.get("series", {}) if k == "loss" or k.endswith(".loss")), None)
+        recorded = run.read_series(job.slug, states[name])
+        series, epochs_of = recorded.get("series", {}), recorded.get("epochs", {})
+        key = next((k for k in series if k == "loss" or k.endswith(".loss")), None)
         if key is None:
             continue
-        epochs = recorded.get("epochs", {}).get(key)
+        epochs = epochs_of.get(key)
         by_epoch = by_epoch and epochs is not None
-        points = [(x, y) for x, y in zip(epochs or range(1, len(recorded["series"][key]) + 1), recorded["series"][key])
+        points = [(x, y) for x, y in zip(epochs or range(1, len(series[key]) + 1), series[key])
                   if isinstance(y, float) and isinstance(x, (int, float))]
         curves[f"{name} ({job.backend})"] = ([x for x, _ in points], [y for _, y in points])
     axis = "epoch" if by_epoch else "match (one per log line that matched)"

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.campaign.spec import ParityCheck
+from ptycho_batch.journal.records import JobState, State
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from rich.console import Group, RenderableType
 from ptycho_batch.executors.registry import executor_of
 from ptycho_batch.journal.reader import JournalCache
 from ptycho_batch.journal.store import Run
+from ptycho_batch.node.envfirewall import job_secrets
 from ptycho_batch.node.logtail import tail_lines
 from ptycho_batch.tui.cache import LogDigests
 from ptycho_batch.tui.logs import log_path
@@ -112,7 +113,9 @@ class Dashboard:
             state = states[self.row.key]
             path = log_path(self.cache.plan, state)
             lines_shown = max(3, height - HEADER_LINES - 3)
-            return Group(top, log_view(state, path, tail_lines(path, lines_shown), lines_shown), footer(LOG_KEYS))
+            secrets = job_secrets(self.cache.plan.jobs[state.name].pass_env)
+            return Group(top, log_view(state, path, tail_lines(path, lines_shown, secrets), lines_shown),
+                         footer(LOG_KEYS))
         limit = min(BLOCKERS_SHOWN, max(1, height // 6))
         blockers = self.cache.per_version(f"blockers{limit}", lambda: blockers_panel(states.values(), limit))
         blocker_lines = blocker_height(blockers)

@@ -9,6 +9,7 @@ from typing import Any
 from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.journal.reader import Stamp, file_stamp
 from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.node.envfirewall import job_secrets
 from ptycho_batch.node.logtail import read_tail
 from ptycho_batch.node.observe import extract_metrics
 from ptycho_batch.tui.logs import log_path
@@ -39,7 +40,7 @@ class LogDigests:
         digest = self._digests.setdefault(path, LogDigest())
         stamp = file_stamp(path)
         if stamp is not None and stamp != digest.stamp:
-            text = read_tail(Path(path))
+            text = read_tail(Path(path), secrets=job_secrets(self.plan.jobs[state.name].pass_env))
             lines = [line for line in text.splitlines() if line.strip()]
             digest.stamp = stamp
             digest.last_line = lines[-1].strip() if lines else ""

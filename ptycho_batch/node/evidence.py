@@ -1,0 +1,85 @@
+"""Evidence is never silently overwritten: what a run with another cache key left is moved to history first.
+
+A job's evidence files (its logs, env/provenance/metrics records, artifact copies and digest files, green
+copies) live under fixed names in its report dir, so a later run of the job with other params would
+replace them. After each job the runner writes a manifest, `<report_dir>/.evidence/<slug>.json` (which
+run and cache key produced which files). Before a run writes a job's evidence, a manifest from another run
+with another cache key sends those files to `<report_dir>/history/<run-id>/` (same relative paths), and
+that run's journal record is pointed at the moved files, so `ptybatch report <that-run>` still shows its
+own evidence. A rerun with the same cache key (same inputs) replaces its files in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ptycho_batch.campaign.plan import PlannedJob
+from ptycho_batch.journal.layout import ReportDir
+from ptycho_batch.journal.records import JobState
+from ptycho_batch.util.fsio import write_atomic, write_json
+
+MANIFEST_DIR = ".evidence"
+HISTORY_DIR = "history"
+
+
+def _manifest(job: PlannedJob) -> Path:
+    return Path(job.report_dir) / MANIFEST_DIR / f"{job.slug}.json"
+
+
+def evidence_files(job: PlannedJob, state: JobState) -> list[str]:
+    """Every file in the report dir that this job's run wrote (and a later run would write again)."""
+    report = ReportDir(Path(job.report_dir))
+    files = [attempt.log for attempt in state.attempts if attempt.log] + ([state.log] if state.log else [])
+    files += [str(report.record(job.slug, kind)) for kind in ("env", "provenance", "metrics")]
+    for name, record in state.artifacts.items():
+        files.append(record.path)
+        if record.algorithm and job.artifacts[name].digest:
+            files.append(str(Path(record.path).parent / f"{name}_digest_{job.slug}.txt"))
+    files += state.green
+    return sorted({f for f in files if Path(f).exists()})
+
+
+def record_evidence(job: PlannedJob, run_dir: Path, state: JobState) -> None:
+    """The manifest of what this run wrote for `job` (after each attempt)."""
+    path = _manifest(job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"run_dir": str(run_dir), "run_id": run_dir.name, "job": job.name, "slug": job.slug,
+                      "cache_key": state.cache_key, "files": evidence_files(job, state)})
+
+
+def preserve_evidence(job: PlannedJob, run_dir: Path, cache_key: str | None) -> list[str]:
+    """Before this run writes `job`'s evidence: move another run's (with another cache key) to history and
+    repoint that run's record. Returns the moved files' new paths."""
+    try:
+        manifest = json.loads(_manifest(job).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(manifest, dict) or manifest.get("run_dir") == str(run_dir) \
+            or manifest.get("cache_key") == cache_key:
+        return []
+    root = Path(job.report_dir)
+    history = root / HISTORY_DIR / str(manifest.get("run_id", "unknown-run"))
+    moved: dict[str, str] = {}
+    for name in manifest.get("files", []):
+        source = Path(name)
+        if not source.is_file() or not source.is_relative_to(root) or source.is_relative_to(root / HISTORY_DIR):
+            continue
+        target = history / source.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        moved[str(source)] = str(target)
+    _repoint(Path(str(manifest.get("run_dir", ""))) / "jobs" / job.slug / "state.json", moved)
+    _manifest(job).unlink(missing_ok=True)
+    return list(moved.values())
+
+
+def _repoint(record: Path, moved: dict[str, str]) -> None:
+    """Point the producing run's journal record at the files' new places (exact JSON string values only)."""
+    if not moved or not record.is_file():
+        return
+    text = record.read_text()
+    for old, new in moved.items():
+        text = text.replace(json.dumps(old, ensure_ascii=False), json.dumps(new, ensure_ascii=False))
+    write_atomic(record, text)

@@ -1,0 +1,70 @@
+"""Evidence is never silently overwritten: one writer per report dir, and `report RUN` rebuilds a run's
+inventory from its journal."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from helpers import ptybatch, write_campaign
+
+
+def _campaign(name: str, seconds: int) -> dict:
+    return {"campaign": name, "backends": {"a": {"runtime": "host", "report_dir": "shared"}},
+            "jobs": {"train": {"backend": "a", "command": ["sh", "-c", f"echo {name}; sleep {seconds}"],
+                               "log": "train.log"}}}
+
+
+def test_two_campaigns_on_one_report_dir(tmp_path: Path) -> None:
+    first = write_campaign(tmp_path, _campaign("alpha", 30), "alpha.yaml")
+    second = write_campaign(tmp_path, _campaign("beta", 0), "beta.yaml")
+    assert ptybatch("submit", "--detach", str(first), cwd=tmp_path).returncode == 0
+    try:
+        busy = ptybatch("submit", str(second), cwd=tmp_path)
+        assert busy.returncode == 3, busy.stdout + busy.stderr
+        assert "report dir" in busy.stderr and "'alpha'" in busy.stderr and "?" not in busy.stderr, busy.stderr
+        assert "beta" not in (tmp_path / "reports" / "shared" / "cli" / "train.log").read_text()
+    finally:
+        ptybatch("cancel", str(first), cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:   # the writer lock goes with the run
+        done = ptybatch("submit", str(second), cwd=tmp_path)
+        if done.returncode != 3:
+            break
+        time.sleep(0.5)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((tmp_path / "reports" / "shared" / ".ptybatch-writer.json").read_text())["campaign"] == "beta"
+
+
+def test_second_run_with_other_params_keeps_first_runs_evidence(tmp_path: Path) -> None:
+    script = ("import sys; g = int(sys.argv[1]); [print('loss:', 1.0 / (e + g)) for e in range(3)]; "
+              "open('model.txt', 'w').write('model %d' % g); sys.exit(0 if g == 1 else 3)")
+    campaign = write_campaign(tmp_path, {
+        "campaign": "t", "backends": {"a": {"runtime": "host"}}, "defaults": {"params": {"gridsize": 1}},
+        "jobs": {"train": {"backend": "a", "stage": "train", "command": ["python3", "-c", script, "{gridsize}"],
+                           "observe": {"loss": r"loss: ([0-9.]+)"},
+                           "artifacts": {"model": {"path": "model.txt", "digest": "sha1"}}}}})
+    report = tmp_path / "reports" / "t"
+    first = ptybatch("submit", str(campaign), cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    run_id = json.loads(ptybatch("status", str(campaign), "--json", cwd=tmp_path).stdout)["run_id"]
+    inventory = json.loads((report / "analysis" / "artifact_inventory.json").read_text())
+    files = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()
+             and not p.name.startswith(("artifact_inventory", "loss_curves", "."))
+             and ".evidence" not in p.parts}
+
+    assert {"cli/train.log", "analysis/model.txt", "analysis/train.metrics.json"} <= {str(f) for f in files}
+
+    second = ptybatch("submit", str(campaign), "--set", "gridsize=2", cwd=tmp_path)
+    assert second.returncode == 1, second.stdout + second.stderr
+    history = report / "history" / run_id
+    for relative, content in files.items():   # every file of the first run, intact, under history/<run>/
+        assert (history / relative).read_bytes() == content, relative
+
+    again = ptybatch("report", run_id, "--out", str(tmp_path / "reports"), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    rebuilt = json.loads((report / "analysis" / "artifact_inventory.json").read_text())
+    moved = json.dumps(rebuilt).replace(f"history/{run_id}/", "")
+    assert json.loads(moved) == inventory, "report <first run> rebuilds what it wrote the first time"
+    assert "loss_curves" in (report / "analysis" / "artifact_inventory.md").read_text()
