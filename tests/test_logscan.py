@@ -9,7 +9,7 @@ import pytest
 
 from ptycho_batch.node import logscan
 from ptycho_batch.node.observe import clean_text, extract_metrics
-from ptycho_batch.node.triage import EXCEPTION_LINE, LOG_SIGNATURES, TAIL_LINES, classify
+from ptycho_batch.node.triage import EXCEPTION_LINE, LINE_PATTERNS, TAIL_LINES, classify
 
 OBSERVE = {"loss": r"loss: ([0-9.]+)$", "stats": r"mean=(?P<mean>[0-9.]+) std=(?P<std>[0-9.]+)"}
 
@@ -32,11 +32,11 @@ def test_stream_matches_whole_read(tmp_path: Path, chunk: int, monkeypatch: pyte
     _log(path)
     monkeypatch.setattr(logscan, "CHUNK_BYTES", chunk)
     fallback = re.compile(r"No module named")
-    patterns = [p for _, p in LOG_SIGNATURES] + [EXCEPTION_LINE, fallback]
+    patterns = [*LINE_PATTERNS, fallback]
     scan = logscan.scan_log(path, OBSERVE, patterns, TAIL_LINES)
     lines = clean_text(path.read_bytes().decode()).splitlines()
-    metrics, series = extract_metrics("\n".join(lines), OBSERVE)
-    assert scan.metrics == metrics and scan.series == series
+    metrics, series, epochs = extract_metrics("\n".join(lines), OBSERVE)
+    assert scan.metrics == metrics and scan.series == series and scan.epochs == epochs
     assert scan.tail == lines[-TAIL_LINES:][: len(scan.tail)] and scan.tail[-1] == "RuntimeError: the last exception"
     for exceptions_only in (False, True):   # with and without a higher-priority class in the log
         picked = [line for line in lines if not exceptions_only or "early" not in line]
