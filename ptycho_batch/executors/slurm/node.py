@@ -2,8 +2,9 @@
 
 It reads the plan and the upstream states from the run's journal (on the shared file system), runs
 the job with its env firewall, logs, metrics, artifacts and red/green notes, and journals the result.
-The job runs to its real time limit: at start the node asks SLURM how much time is left and stops the job
-cleanly as a timeout `STOP_BEFORE_LIMIT_S` before it, so every attempt gets its full time. SLURM's warning
+The job runs to its real time limit: at start the node asks SLURM how much time is left (for a job whose
+campaign sets a limit) and stops the job cleanly as a timeout `STOP_BEFORE_LIMIT_S` before it, so every
+attempt gets its full time. SLURM's warning
 signal (USR2, which submitit asks for and SLURM may send up to 60 s early to every process of the step) is
 ignored, by the job's processes too (they inherit the disposition), so it can end nothing early. With
 attempts left under `requeue: N` the node requeues itself and the next attempt starts from the same record.
@@ -52,7 +53,8 @@ def run_on_node(run_dir: str, job_name: str) -> str:
         raise JobDidNotComplete(f"{job_name}: cancelled before it started")
     registry = ProcessRegistry()
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    _stop_at_limit(registry, os.environ.get("SLURM_JOB_ID", ""))
+    if job.resources.time is not None or job.timeout_min:  # else no limit of ours: no squeue per job start
+        _stop_at_limit(registry, os.environ.get("SLURM_JOB_ID", ""))
     signal.signal(signal.SIGTERM, lambda signum, frame: registry.interrupt())
     final = run_job(job, run, runtime, state, states, registry=registry)
     if final.state == State.FAILED and final.signal == signal.SIGKILL and oom_kills() > 0:
