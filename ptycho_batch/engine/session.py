@@ -21,11 +21,9 @@ from ptycho_batch.campaign.spec import Campaign, LocatedYaml, Scalar, load_campa
 from ptycho_batch.engine.decisions import Decision, History, decide_all
 from ptycho_batch.executors.base import Executor
 from ptycho_batch.executors.local.liveness import settle_orphan
-from ptycho_batch.executors.local.scheduler import check_budget, machine_cpus
 from ptycho_batch.journal.lock import campaign_lock, report_dir_locks
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run, campaign_journal, create_run, list_runs, new_run_id, planned_state
-from ptycho_batch.node.gpus import visible_gpus
 from ptycho_batch.reports.inventory import write_report
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.runtimes.factory import make_runtime, resolve_name
@@ -116,8 +114,7 @@ def ready_runtimes(prepared: Prepared, decisions: dict[str, Decision]) -> None:
 def submit(prepared: Prepared, executor: Executor, *, force: bool = False, rerun_failed: bool = False,
            on_start=lambda run, states: None) -> Run:
     """Journal a new run under the campaign lock and hand it to the executor; returns once it is launched."""
-    if executor.name == "local":  # a job asking more cores or GPUs than this machine has could never start
-        check_budget(prepared.plan, machine_cpus(), visible_gpus())
+    executor.check(prepared.plan)
     report_dirs = {Path(job.report_dir) for job in prepared.plan.jobs.values()} | {Path(prepared.plan.summary_dir)}
     with campaign_lock(prepared.campaign_dir, prepared.run_id) as lock, \
             report_dir_locks(report_dirs, prepared.plan.campaign, prepared.run_id):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
+from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run
 from ptycho_batch.runtimes.base import Runtime
@@ -21,6 +22,9 @@ Finalize = Callable[[Run], None]   # writes the run's report once every job is f
 class Executor(Protocol):
     name: str
     finalizes_itself: bool   # the carrier writes the report when the run ends (else the foreground follower does)
+
+    def check(self, plan: Plan) -> None:
+        """SpecError for a job this executor could never run (e.g. more cores than this machine has)."""
 
     def launch(self, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState], lock: IO[str],
                finalize: Finalize) -> None:

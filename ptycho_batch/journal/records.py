@@ -126,6 +126,11 @@ class JobState(BaseModel):
     updated: float = 0.0
 
     @property
+    def timeouts(self) -> int:
+        """Attempts that ended at their time limit (what `requeue: N` counts, on the node and in the poller)."""
+        return sum(1 for attempt in self.attempts if attempt.failure_class == FailureClass.TIMEOUT)
+
+    @property
     def last_attempt(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
 

@@ -7,9 +7,10 @@ import signal
 from pathlib import Path
 from typing import IO
 
+from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.executors.base import Finalize
 from ptycho_batch.executors.local import liveness, supervisor
-from ptycho_batch.executors.local.scheduler import Scheduler, machine_cpus
+from ptycho_batch.executors.local.scheduler import Scheduler, check_budget, machine_cpus
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run
 from ptycho_batch.node.gpus import visible_gpus
@@ -22,6 +23,10 @@ class LocalExecutor:
 
     def __init__(self, max_jobs: int | None = None) -> None:
         self.max_jobs = max_jobs
+
+    def check(self, plan: Plan) -> None:
+        """A job asking more cores or GPUs than this machine has could never start: exit 2 before anything."""
+        check_budget(plan, machine_cpus(), visible_gpus())
 
     def launch(self, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState], lock: IO[str],
                finalize: Finalize) -> None:

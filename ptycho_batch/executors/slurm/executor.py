@@ -36,6 +36,9 @@ class SlurmExecutor:
     def __init__(self) -> None:
         self.sbatch_calls = 0
 
+    def check(self, plan: Plan) -> None:
+        """Nothing to check here: what a node offers is the cluster's to say (sbatch refuses, recorded `submit`)."""
+
     def launch(self, run: Run, runtimes: dict[str, Runtime], states: dict[str, JobState], lock: IO[str],
                finalize: Finalize) -> None:
         with spinner(f"submitting {len(run.plan.jobs)} jobs to SLURM"):

@@ -59,7 +59,7 @@ def run_on_node(run_dir: str, job_name: str) -> str:
     final = run_job(job, run, runtime, state, states, registry=registry)
     if final.state == State.FAILED and final.signal == signal.SIGKILL and oom_kills() > 0:
         final = _as_oom(run, job, final)
-    timeouts = sum(1 for a in final.attempts if a.failure_class == FailureClass.TIMEOUT)
+    timeouts = final.timeouts
     if final.state == State.FAILED and final.failure_class == FailureClass.TIMEOUT and timeouts <= job.requeue:
         final.state = State.PENDING
         final.reason = f"requeued after timeout ({timeouts}/{job.requeue})"

@@ -179,7 +179,7 @@ def _record_requeue(run: Run, plan: Plan, name: str, state: JobState, slurm_stat
 def _requeue_after_timeout(run: Run, plan: Plan, name: str, state: JobState) -> bool:
     """SLURM killed the job at its limit before the node could requeue it: requeue it from here."""
     job = plan.jobs[name]
-    timeouts = sum(1 for a in state.attempts if a.failure_class == FailureClass.TIMEOUT) + 1
+    timeouts = state.timeouts + 1
     if timeouts > job.requeue or not state.slurm_job_id:
         return False
     state.attempts.append(Attempt(number=max(state.attempt, 1), state=State.FAILED, log=state.log or job.log,
