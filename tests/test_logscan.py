@@ -51,3 +51,19 @@ def test_stream_matches_whole_read(tmp_path: Path, chunk: int, monkeypatch: pyte
 def test_missing_log_scans_empty(tmp_path: Path) -> None:
     scan = logscan.scan_log(tmp_path / "none.log", OBSERVE, [EXCEPTION_LINE], TAIL_LINES)
     assert scan.lines == [] and scan.metrics == {}
+
+
+def test_strip_ansi_equals_the_regex_on_any_mix_of_escapes() -> None:
+    """The str.replace fast path must give exactly what the regex gives, including unterminated OSCs."""
+    import random
+
+    from ptycho_batch.node.observe import _ANSI, strip_ansi
+
+    rng = random.Random(7)
+    pieces = ["\x1b[32m", "\x1b[0m", "\x1b]0;t\x07", "\x1bM", "\x1b[1;31m", "x", "\x1b", "[", "\x07", "\\",
+              "\x1b\\", "\x1b]", "\n", "\r", "m", "3"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        assert strip_ansi(text) == _ANSI.sub("", text), repr(text)
+    bar = "\r\x1b[32m10/100\x1b[0m [==] loss: 0.5" * 1000
+    assert strip_ansi(bar) == _ANSI.sub("", bar)

@@ -20,8 +20,11 @@ def _render_line(line: str) -> str:
     if "\r" not in line and "\b" not in line:
         return line
     if "\b" not in line:  # each segment after a carriage return overwrites the start of the line
+        segments = line.split("\r")
+        if max(map(len, segments)) <= len(segments[-1]):
+            return segments[-1]  # a progress bar redrawn at full width: the last drawing covers the others
         shown = ""
-        for segment in line.split("\r"):
+        for segment in segments:
             shown = segment + shown[len(segment):]
         return shown
     cells: list[str] = []
@@ -40,8 +43,26 @@ def _render_line(line: str) -> str:
     return "".join(cells)
 
 
+ANSI_SAMPLE = 65536   # a log repeats a few escape codes: those found here are removed at str.replace speed
+
+
+def strip_ansi(text: str) -> str:
+    """The text without ANSI escape sequences, as the regex removes them. A log repeats a few colour codes
+    (CSI sequences, each holding exactly one ESC): when the codes found in its first part account for every
+    ESC of the text, they are deleted with str.replace, several times faster than the regex on progress bars
+    and exactly the same result; otherwise the regex does it all."""
+    if "\x1b" not in text:
+        return text
+    codes = {code for code in _ANSI.findall(text[:ANSI_SAMPLE]) if code.startswith("\x1b[")}
+    if codes and sum(text.count(code) for code in codes) == text.count("\x1b"):
+        for code in codes:
+            text = text.replace(code, "")
+        return text
+    return _ANSI.sub("", text)
+
+
 def clean_text(raw: str) -> str:
-    text = _ANSI.sub("", raw) if "\x1b" in raw else raw
+    text = strip_ansi(raw)
     if "\r" not in text and "\b" not in text:
         return text
     return "\n".join(_render_line(line.rstrip("\r")) for line in text.split("\n"))
