@@ -101,3 +101,31 @@ def test_schema_is_json_schema(tmp_path: Path) -> None:
     result = ptybatch("schema", cwd=tmp_path)
     schema = json.loads(result.stdout)
     assert "jobs" in schema["properties"] and "backends" in schema["required"]
+
+
+def test_validate_reports_every_layer_in_one_pass(tmp_path: Path) -> None:
+    """Schema, command form, references, files that must exist and expectations nothing can produce: all at once."""
+    path = tmp_path / "layers.yaml"
+    path.write_text(
+        "campaign: v\n"
+        "backends:\n"
+        "  a: {runtime: venv, requirements: nothere/requirements.txt}\n"
+        "  b: {runtime: host}\n"
+        "jobs:\n"
+        "  one: {backend: a, timeout_min: -3, command: [echo, x]}\n"
+        "  two: {backend: b, command: 'echo hi'}\n"
+        "  three:\n"
+        "    backend: b\n"
+        "    needs: [onee]\n"
+        "    command: [echo, '{sede}']\n"
+        "    observe: {loss: 'loss=(?P<loss>\\S+)'}\n"
+        "    expect: {intensity_scale: {approx: 9.88}}\n")
+    result = ptybatch("validate", str(path), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    expected = [":6:", "jobs.one.timeout_min", ":7:", "jobs.two: command is a string", ":10:",
+                "unknown job 'onee'", "unknown template {sede}", ":3:", "backends.a.requirements: file not found",
+                ":13:", "jobs.three.expect.intensity_scale: no observe entry"]
+    for piece in expected:
+        assert piece in result.stderr, (piece, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 6, result.stderr
+    assert not list(tmp_path.glob("reports*")), "validate writes nothing"

@@ -6,6 +6,7 @@ them at once, so a scientist fixes the file in one pass. Nothing here runs or wr
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import os
@@ -482,17 +483,66 @@ def load_campaign(path: Path, overrides: dict[str, Scalar] | None = None) -> tup
     if not isinstance(located.data, dict):
         raise SpecError([f"{path}:1:1: a campaign file must be a mapping of keys (campaign, backends, jobs, ...)"])
     problems = list(located.duplicates)
-    try:
-        campaign = Campaign.model_validate(located.data)
-    except ValidationError as exc:
-        problems += [_describe(dict(e), located) for e in exc.errors()]
-        raise SpecError(problems) from None
-    problems += apply_overrides(campaign, overrides or {})
-    problems += _render_with_params(campaign, located)
-    problems += cross_check(campaign, located)
-    if problems:
+    campaign, schema_problems = _validate_all(located)
+    problems += schema_problems
+    if campaign is None:
         raise SpecError(problems)
+    later = apply_overrides(campaign, overrides or {}) + _render_with_params(campaign, located) + \
+        cross_check(campaign, located)
+    removed = {name for name in _names(located.data) if name not in _names(campaign.model_dump(by_alias=True))}
+    problems += [p for p in later if not any(f"{name!r}" in p for name in removed)]  # not echoes of a removal
+    if problems:
+        raise SpecError(list(dict.fromkeys(problems)))
     return campaign, located
+
+
+def _names(data: Any) -> set[str]:
+    """The job and backend names of campaign data."""
+    if not isinstance(data, dict):
+        return set()
+    return {str(name) for section in ("jobs", "backends") if isinstance(data.get(section), dict)
+            for name in data[section]}
+
+
+REPAIR_ROUNDS = 20
+
+
+def _validate_all(located: LocatedYaml) -> tuple[Campaign | None, list[str]]:
+    """The campaign and every schema problem, found in one pass: each invalid key is reported, then taken out
+    of a copy of the data and the rest validated again, so that problems hidden behind the first ones (a
+    string command without `shell`, an unknown reference) are reported together. None when a required key
+    is missing (nothing sound is left to check the rest against)."""
+    data: Any = copy.deepcopy(located.data)
+    problems: list[str] = []
+    for _ in range(REPAIR_ROUNDS):
+        try:
+            campaign = Campaign.model_validate(data)
+        except ValidationError as exc:
+            errors: list[dict[str, Any]] = [dict(e) for e in exc.errors()]
+            problems += [p for p in (_describe(e, located) for e in errors) if p not in problems]
+            if not all(_remove(data, tuple(e["loc"])) for e in errors):
+                return None, problems
+            continue
+        return campaign, problems
+    return None, problems
+
+
+def _remove(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Take the value at `loc` (or its deepest existing key) out of `data`; False when nothing can go."""
+    keys = [k for k in loc if not (isinstance(k, str) and (k.startswith("function-") or "[" in k or
+                                                            k in ("str", "int", "float", "bool")))]
+    node = data
+    for key in keys[:-1]:
+        present = key in node if isinstance(node, dict) else \
+            isinstance(node, list) and isinstance(key, int) and key < len(node)
+        if not present:
+            return False
+        node = node[key]
+    last = keys[-1] if keys else None
+    if isinstance(node, dict) and last in node:
+        del node[last]
+        return True
+    return False
 
 
 def param_names(campaign: Campaign) -> set[str]:
@@ -585,12 +635,49 @@ def cross_check(campaign: Campaign, located: LocatedYaml) -> list[str]:
         problems.append(f"{located.where(('jobs', biggest, 'matrix'))}: jobs.{biggest}.matrix: the campaign expands to "
                         f"{sum(sizes.values()):,} jobs ({sizes[biggest]:,} from this matrix), more than the limit of "
                         f"{max_jobs():,} ({MAX_JOBS_ENV} raises it)")
+    problems += _files_that_must_exist(campaign, located)
+    problems += [f"{located.where(('jobs', name, 'expect', metric))}: jobs.{name}.expect.{metric}: no observe entry "
+                 f"or artifact digest produces {metric!r} (it produces: {', '.join(sorted(produced)) or 'nothing'})"
+                 for name, job in campaign.jobs.items() if job.expect
+                 for produced in [producible_metrics(job)] for metric in job.expect if metric not in produced]
     for index, check in enumerate(campaign.parity):
         for side, job_name in enumerate(check.between):
             if job_name not in campaign.jobs:
                 problems.append(f"{located.where(('parity', index, 'between', side))}: parity.{check.name}: unknown "
                                 f"job {job_name!r}")
     return problems
+
+
+def project_path(relative: str, base_dir: Path) -> Path:
+    """Campaign paths resolve against the campaign's directory, then the project root above `jobs/`."""
+    for root in (base_dir, *base_dir.parents):
+        candidate = root / relative
+        if candidate.exists():
+            return candidate.resolve()
+    return (base_dir / relative).resolve()
+
+
+def _files_that_must_exist(campaign: Campaign, located: LocatedYaml) -> list[str]:
+    """A backend's requirements file is read before anything runs: a missing one is invalid input."""
+    base_dir = located.path.resolve().parent
+    return [f"{located.where(('backends', name, 'requirements'))}: backends.{name}.requirements: file not found: "
+            f"{backend.requirements} (looked in {base_dir} and the folders above it)"
+            for name, backend in campaign.backends.items()
+            if backend.runtime in ("venv", "auto") and backend.requirements and "{" not in backend.requirements
+            and not project_path(backend.requirements, base_dir).is_file()]
+
+
+def producible_metrics(job: Job) -> set[str]:
+    """The metric names a job's observe entries and artifact digests can produce (as `extract_metrics` names
+    them: the entry's name for a pattern without named groups or with a group of its own name, else
+    `name.group`; an `epoch` group is an axis, not a metric)."""
+    names = {f"{art}.{artifact.digest}" for art, artifact in job.artifacts.items() if artifact.digest}
+    for name, entry in job.observe.items():
+        pattern = entry if isinstance(entry, str) else entry.pattern
+        groups = [g for g in re.compile(pattern).groupindex if g != "epoch" or name == "epoch"]
+        names |= {name} if not groups or name in groups else set()
+        names |= {f"{name}.{group}" for group in groups if group != name}
+    return names
 
 
 def _check_templates(campaign: Campaign, name: str, job: Job, located: LocatedYaml) -> list[str]:

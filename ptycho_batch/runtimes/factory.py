@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ptycho_batch.campaign.plan import Plan
-from ptycho_batch.campaign.spec import Backend
+from ptycho_batch.campaign.spec import Backend, project_path
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.runtimes.existing import PythonRuntime
 from ptycho_batch.runtimes.host import HostRuntime
@@ -43,7 +43,7 @@ def make_runtime(name: str, backend_name: str, backend: Backend, base_dir: Path)
     if name == "venv":
         if not backend.requirements:
             raise RuntimeUnavailable(f"backend {backend_name!r}: runtime venv needs 'requirements'")
-        return VenvRuntime(_project_path(backend.requirements, base_dir), label=backend_name)
+        return VenvRuntime(project_path(backend.requirements, base_dir), label=backend_name)
     from ptycho_batch.runtimes import images as containers
 
     reference = backend.image or containers.default_reference(backend_name)
@@ -57,21 +57,13 @@ def make_runtime(name: str, backend_name: str, backend: Backend, base_dir: Path)
         from ptycho_batch.runtimes.apptainer import ApptainerRuntime
 
         sif = Path(reference) if reference.endswith(".sif") else containers.sif_path(reference)
-        return ApptainerRuntime(_project_path(str(sif), base_dir), network=backend.network)
+        return ApptainerRuntime(project_path(str(sif), base_dir), network=backend.network)
     if name == "charliecloud":
         from ptycho_batch.runtimes.charliecloud import CharliecloudRuntime
 
         return CharliecloudRuntime(containers.charliecloud_dir(reference))
     raise RuntimeUnavailable(f"backend {backend_name!r}: unknown runtime {name!r}")
 
-
-def _project_path(relative: str, base_dir: Path) -> Path:
-    """Campaign paths resolve against the campaign's directory, then the project root above `jobs/`."""
-    for root in (base_dir, *base_dir.parents):
-        candidate = root / relative
-        if candidate.exists():
-            return candidate.resolve()
-    return (base_dir / relative).resolve()
 
 
 def runtimes_for_plan(plan: Plan) -> dict[str, Runtime]:
