@@ -157,4 +157,21 @@ def test_report_plots_loss_curves_and_compare_bars(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert "![training loss per epoch](loss_curves.png)" in (analysis / "artifact_inventory.md").read_text()
     assert ptybatch("compare", str(path), str(path), cwd=tmp_path).returncode == 0
-    assert next(analysis.glob("compare_*_vs_*.png")).read_bytes()[:4] == b"\x89PNG"
+    assert not list(analysis.glob("compare_*_vs_*.png")), "nothing differs: no chart of zero-height bars"
+    (tmp_path / "b").mkdir()
+    other = write_campaign(tmp_path / "b", {**_phase("xla", 0.7), "campaign": "t2"})
+    assert ptybatch("submit", str(other), cwd=tmp_path / "b").returncode == 0
+    assert ptybatch("compare", str(path), str(other), cwd=tmp_path).returncode == 0
+    chart = next((tmp_path / "b" / "reports" / "t2" / "analysis").glob("compare_*_vs_*.png"))
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_keeps_timing_apart_and_never_flags_it() -> None:
+    from ptycho_batch.reports.compare import Side, compare, is_timing
+
+    assert is_timing("epoch_time") and is_timing("train.duration") and is_timing("samples_per_s")
+    assert not is_timing("patch_stats.mean") and not is_timing("amplitude.psnr")
+    left = Side("a", "r1", Path("."), {"train": {"status": "", "metrics": {"epoch_time": 1.0, "loss": 1.0}}})
+    right = Side("b", "r2", Path("."), {"train": {"status": "", "metrics": {"epoch_time": 1.5, "loss": 1.5}}})
+    flagged = {row.metric: row.flagged for row in compare(left, right).rows}
+    assert flagged == {"epoch_time": False, "loss": True}

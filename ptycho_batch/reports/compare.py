@@ -103,6 +103,16 @@ def param_changes(left: Side, right: Side) -> list[str]:
             for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
 
 
+TIMING = re.compile(r"(?:^|[._])(?:time|duration|elapsed|seconds|secs?|samples_per_s|throughput)(?:$|[._])|_s$",
+                    re.IGNORECASE)
+NEGLIGIBLE = 0.01   # a relative difference below this share of the tolerance is not drawn (1e-7 noise)
+
+
+def is_timing(metric: str) -> bool:
+    """Wall-clock figures differ from run to run by nature: compared apart from quality, never flagged."""
+    return bool(TIMING.search(metric))
+
+
 def compare(left: Side, right: Side, metrics: list[str] | None = None, rel: float = 0.05) -> Comparison:
     shared = [name for name in left.jobs if name in right.jobs]
     rows = []
@@ -113,7 +123,8 @@ def compare(left: Side, right: Side, metrics: list[str] | None = None, rel: floa
                 continue
             if isinstance(a[metric], (int, float)) and isinstance(b[metric], (int, float)):
                 diff = difference(float(a[metric]), float(b[metric]))
-                rows.append(Row(job, metric, float(a[metric]), float(b[metric]), diff, not within(diff, rel, None)))
+                flagged = not is_timing(metric) and not within(diff, rel, None)
+                rows.append(Row(job, metric, float(a[metric]), float(b[metric]), diff, flagged))
     return Comparison(left, right, rows, [n for n in left.jobs if n not in right.jobs],
                       [n for n in right.jobs if n not in left.jobs], rel, side_labels(left, right),
                       param_changes(left, right))
@@ -152,10 +163,12 @@ def write_comparison(result: Comparison) -> Path:
     stem = "compare_" + re.sub(r"[^A-Za-z0-9._-]+", "_", f"{a}_vs_{b}")
     folder = result.right.analysis_dir
     folder.mkdir(parents=True, exist_ok=True)
-    bars = {f"{r.job} {r.metric}": r.diff.relative for r in result.rows if r.diff.relative is not None}
+    shown = [r for r in result.rows if r.diff.relative is not None and r.diff.relative >= NEGLIGIBLE * result.rel]
+    quality = {f"{r.job} {r.metric}": r.diff.relative or 0.0 for r in shown if not is_timing(r.metric)}
+    timing = {f"{r.job} {r.metric}": r.diff.relative or 0.0 for r in shown if is_timing(r.metric)}
     title = f"Relative differences, {a} vs {b}" + (f"\n({'; '.join(result.param_changes)})" if result.param_changes
                                                    else "")
-    chart = plots.relative_differences(bars, result.rel, folder / f"{stem}.png", title)
+    chart = plots.relative_differences(quality, result.rel, folder / f"{stem}.png", title, timing=timing)
     markdown = folder / f"{stem}.md"
     write_atomic(markdown, to_markdown(result, chart))
     write_json(folder / f"{stem}.json", {

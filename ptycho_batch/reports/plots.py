@@ -56,21 +56,29 @@ def loss_curves(curves: dict[str, tuple[list[float], list[float]]], path: Path, 
     return _save(plt, figure, path)
 
 
-def relative_differences(bars: dict[str, float], tolerance: float | None, path: Path, title: str) -> Path | None:
-    """Horizontal bars of relative differences, with the tolerance as a line; None without matplotlib."""
-    if not bars or not available():
+def relative_differences(bars: dict[str, float], tolerance: float | None, path: Path, title: str,
+                         timing: dict[str, float] | None = None) -> Path | None:
+    """Horizontal bars of the quality metrics' relative differences (red beyond the tolerance line) and, in a
+    panel of their own, the timing metrics' (grey: run-to-run noise, never a verdict); None without matplotlib."""
+    panels = [(name, values) for name, values in (("quality", bars), ("timing", timing or {})) if values]
+    if not panels or not available():
         return None
     plt = _pyplot()
-    labels = list(bars)
-    figure, axis = plt.subplots(figsize=(7, 0.4 * len(labels) + 1.5), dpi=100)
-    colours = ["tab:red" if tolerance is not None and v > tolerance else "tab:blue" for v in bars.values()]
-    axis.barh(labels, list(bars.values()), color=colours)
-    if tolerance is not None:
-        axis.axvline(tolerance, color="black", linestyle="--", label=f"tolerance {tolerance:g}")
-        axis.legend()
-    axis.set_xlabel("relative difference")
-    axis.set_title(title)
-    axis.invert_yaxis()
+    heights = [0.4 * len(values) + 1.0 for _, values in panels]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(7, sum(heights) + 0.8), dpi=100, squeeze=False,
+                                gridspec_kw={"height_ratios": heights})
+    for (name, values), row in zip(panels, axes):
+        axis = row[0]
+        quality = name == "quality"
+        colours = ["tab:red" if quality and tolerance is not None and v > tolerance else
+                   ("tab:blue" if quality else "tab:gray") for v in values.values()]
+        axis.barh(list(values), list(values.values()), color=colours)
+        if quality and tolerance is not None:
+            axis.axvline(tolerance, color="black", linestyle="--", label=f"tolerance {tolerance:g}")
+            axis.legend()
+        axis.set_xlabel(f"relative difference ({name} metrics)")
+        axis.invert_yaxis()
+    axes[0][0].set_title(title)
     return _save(plt, figure, path)
 
 
