@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a campaign file; report every problem with file:line:col")
     validate.add_argument("campaign")
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="PARAM=VALUE",
+                          help="check it with these params overridden (as submit --set would run it)")
     commands.add_parser("schema", help="print the campaign JSON Schema (for editor completion)")
 
     plan = commands.add_parser("plan", help="show what a submit would run or reuse, and why")
@@ -146,7 +148,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ptycho_batch.engine.session import prepare
 
     path = find_campaign(args.campaign)
-    prepared = prepare(path)
+    prepared = prepare(path, overrides=parse_overrides(args.overrides))
     print(f"{path}: OK ({len(prepared.plan.jobs)} jobs, backends: {', '.join(prepared.campaign.backends)})")
     return EXIT_OK
 
