@@ -22,12 +22,12 @@ from pathlib import Path
 MEASURE = r"""
 import json, re, resource, sys, time
 from pathlib import Path
-from ptycho_batch.node.triage import TAIL_LINES, classify, LINE_PATTERNS
+from ptycho_batch.node.triage import KEYWORDS, LINE_PATTERNS, TAIL_LINES, classify
 observe = {"loss": r"loss: ([0-9.]+)$"}
 start = time.perf_counter()
 if sys.argv[2] == "stream":
     from ptycho_batch.node.logscan import scan_log
-    scan = scan_log(Path(sys.argv[1]), observe, LINE_PATTERNS, TAIL_LINES)
+    scan = scan_log(Path(sys.argv[1]), observe, LINE_PATTERNS, TAIL_LINES, KEYWORDS)
     lines, metrics = scan.lines, scan.metrics
 else:
     from ptycho_batch.node.observe import clean_text, extract_metrics

@@ -9,7 +9,7 @@ import pytest
 
 from ptycho_batch.node import logscan
 from ptycho_batch.node.observe import clean_text, extract_metrics
-from ptycho_batch.node.triage import EXCEPTION_LINE, LINE_PATTERNS, TAIL_LINES, classify
+from ptycho_batch.node.triage import EXCEPTION_LINE, KEYWORDS, LINE_PATTERNS, TAIL_LINES, classify
 
 OBSERVE = {"loss": r"loss: ([0-9.]+)$", "stats": r"mean=(?P<mean>[0-9.]+) std=(?P<std>[0-9.]+)"}
 
@@ -33,7 +33,7 @@ def test_stream_matches_whole_read(tmp_path: Path, chunk: int, monkeypatch: pyte
     monkeypatch.setattr(logscan, "CHUNK_BYTES", chunk)
     fallback = re.compile(r"No module named")
     patterns = [*LINE_PATTERNS, fallback]
-    scan = logscan.scan_log(path, OBSERVE, patterns, TAIL_LINES)
+    scan = logscan.scan_log(path, OBSERVE, patterns, TAIL_LINES, KEYWORDS)  # keyword skips change nothing
     lines = clean_text(path.read_bytes().decode()).splitlines()
     metrics, series, epochs = extract_metrics("\n".join(lines), OBSERVE)
     assert scan.metrics == metrics and scan.series == series and scan.epochs == epochs

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,10 +53,12 @@ def _chunks(path: Path) -> Iterable[str]:
         yield _text(carry)
 
 
-def scan_log(path: Path, observe: dict[str, str], patterns: Iterable[re.Pattern[str]], tail_lines: int) -> LogScan:
-    """Metrics of `observe`, the first and last line matching each of `patterns`, and the last lines."""
+def scan_log(path: Path, observe: dict[str, str], patterns: Iterable[re.Pattern[str]], tail_lines: int,
+             keywords: Mapping[re.Pattern[str], tuple[str, ...]] | None = None) -> LogScan:
+    """Metrics of `observe`, the first and last line matching each of `patterns`, and the last lines.
+    A pattern with `keywords` (lower case, one of which any match contains) skips chunks that hold none."""
     scan = LogScan()
-    searched = [re.compile(p.pattern, p.flags | re.MULTILINE) for p in patterns]
+    searched = [(re.compile(p.pattern, p.flags | re.MULTILINE), (keywords or {}).get(p)) for p in patterns]
     kept: dict[int, str] = {}
     tail: deque[tuple[int, str]] = deque(maxlen=tail_lines)
     first_line = 0
@@ -68,7 +70,10 @@ def scan_log(path: Path, observe: dict[str, str], patterns: Iterable[re.Pattern[
                 scan.series.setdefault(name, []).extend(values)
             for name, values in epochs.items():
                 scan.epochs.setdefault(name, []).extend(values)
-            for pattern in searched:
+            lowered = text.lower()
+            for pattern, words in searched:
+                if words is not None and not any(word in lowered for word in words):
+                    continue
                 first = pattern.search(text)
                 if first is None:
                     continue

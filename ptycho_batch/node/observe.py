@@ -65,7 +65,8 @@ def clean_text(raw: str) -> str:
     text = strip_ansi(raw)
     if "\r" not in text and "\b" not in text:
         return text
-    return "\n".join(_render_line(line.rstrip("\r")) for line in text.split("\n"))
+    return "\n".join(_render_line(line.rstrip("\r")) if "\r" in line or "\b" in line else line
+                     for line in text.split("\n"))
 
 
 def _number(value: str) -> Any:

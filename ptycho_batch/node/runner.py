@@ -36,7 +36,7 @@ from ptycho_batch.node.process import (
     new_job_token,
     stop_group,
 )
-from ptycho_batch.node.triage import LINE_PATTERNS, TAIL_LINES, classify, warnings_of, write_red_note
+from ptycho_batch.node.triage import KEYWORDS, LINE_PATTERNS, TAIL_LINES, classify, warnings_of, write_red_note
 from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.util.digests import path_digest
 from ptycho_batch.util.errors import RuntimeUnavailable
@@ -223,8 +223,8 @@ def _conclude(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, argv
     ran_ok = state.exit_code == 0 and not timed_out and not cancelled
     # the log is read only when something needs it (hundreds of tiny jobs should not pay for it), in one pass
     needs_log = job.observe or not ran_ok or job.fallbacks or job.expect or job.signatures
-    scan = scan_log(Path(state.log or job.log), job.observe, triage_patterns(job), TAIL_LINES) if needs_log \
-        else LogScan()
+    scan = scan_log(Path(state.log or job.log), job.observe, triage_patterns(job), TAIL_LINES, KEYWORDS) \
+        if needs_log else LogScan()
     lines, metrics = scan.lines, scan.metrics
     missing = _collect_artifacts(job, state, metrics) if ran_ok else []
     unmet = check_expectations(metrics, job.expect) if ran_ok else []

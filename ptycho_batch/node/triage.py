@@ -43,6 +43,18 @@ USAGE_HEADER = re.compile(r"^usage: ")                  # argparse prints it bef
 LINE_PATTERNS = (*(pattern for _, pattern in LOG_SIGNATURES), EXCEPTION_LINE, USAGE_HEADER, USAGE_LINE,
                  PYTEST_FAILED, PYTEST_DETAIL, PYTEST_SUMMARY, ERROR_LOOKING)
 """Every line pattern `classify` looks for: a streaming log scan keeps (the first and last of) their lines."""
+KEYWORDS: dict[re.Pattern[str], tuple[str, ...]] = {
+    LOG_SIGNATURES[0][1]: ("out of memory", "outofmemoryerror", "resourceexhaustederror", "oom when allocating",
+                           "memoryerror", "bad_alloc", "cannot allocate memory", "oom-kill"),
+    LOG_SIGNATURES[1][1]: ("imageprojectivetransformv3", "detected unsupported operations", "xla"),
+    LOG_SIGNATURES[2][1]: ("modulenotfounderror", "importerror"),
+    EXCEPTION_LINE: ("error", "exception", "exit", "interrupt"),
+    USAGE_HEADER: ("usage: ",), USAGE_LINE: (": error: ",), PYTEST_FAILED: ("failed ", "error "),
+    PYTEST_SUMMARY: ("failed", "passed", "error", "skipped"),
+    ERROR_LOOKING: ("error", "fatal", "can't open file", "no such file"),
+}
+"""Words (lower case) without one of which a pattern cannot match: a log chunk holding none of them is not
+searched with it (most of a long log is progress bars, where a regex search costs far more than `in`)."""
 
 
 @dataclass(frozen=True)
