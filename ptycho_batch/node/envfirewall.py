@@ -66,11 +66,19 @@ def mask(text: str, secrets: Sequence[str]) -> str:
     return URL_PASSWORD.sub(rf"\1{REDACTED}\3", text) if "://" in text else text
 
 
+def _holds_any(path: Path, needles: Sequence[bytes]) -> bool:
+    try:
+        with open(path, "rb") as reader:
+            return any(needle in line for line in reader for needle in needles)
+    except FileNotFoundError:
+        return False
+
+
 def mask_file(path: Path, secrets: Sequence[str]) -> None:
     """Mask secret values in a finished job's log, line by line (replaced only when something changed)."""
     needles = [secret.encode() for secret in secrets]
-    if not needles:
-        return
+    if not needles or not _holds_any(path, needles):
+        return  # the common case: one read, nothing written
     tmp = path.with_name(f".{path.name}.masking")
     changed = False
     try:

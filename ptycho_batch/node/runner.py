@@ -209,7 +209,8 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
                 end_leftovers(token, proc.pid, registry.pids())
             state.exit_code = proc.returncode if proc.returncode >= 0 else None
             state.signal = -proc.returncode if proc.returncode < 0 else None
-    mask_file(log_path, secret_values(env, job.pass_env))  # before anything reads or copies the log
+    # before anything reads or copies the log (the job token is ptybatch's own marker, not a secret)
+    mask_file(log_path, secret_values({k: v for k, v in env.items() if k != JOB_TOKEN_VAR}, job.pass_env))
     state.ended = time.time()
     if registry.interrupted:  # whoever sees the scheduler's verdict (requeue or cancel) records it
         state.state, state.reason = State.PENDING, "interrupted by the scheduler (SIGTERM: preempted or cancelled)"
