@@ -51,3 +51,27 @@ def test_gc_refuses_a_bad_age(tmp_path: Path) -> None:
     write_campaign(tmp_path, BODY)
     result = ptybatch("gc", "--older-than", "soon", cwd=tmp_path)
     assert result.returncode == 2 and "--older-than 'soon'" in result.stderr
+
+
+def test_gc_venvs_removes_only_backend_venvs_no_run_used_lately(tmp_path: Path) -> None:
+    import os
+    import time
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# the standard library only\n")
+    body = {"campaign": "v", "backends": {"lean": {"runtime": "venv", "requirements": str(requirements)}},
+            "jobs": {"probe": {"backend": "lean", "command": ["python", "-c", "print('ok')"]}}}
+    env = {"PTYBATCH_CACHE": str(tmp_path / "cache")}
+    path = write_campaign(tmp_path, body)
+    assert ptybatch("submit", str(path), cwd=tmp_path, env=env).returncode == 0
+    (venv,) = (ready.parent for ready in (tmp_path / "cache" / "venvs").glob("lean-*/ptybatch-ready"))
+    kept = ptybatch("gc", str(path), "--venvs", "--older-than", "1d", cwd=tmp_path, env=env)
+    assert kept.returncode == 0 and "in 0 backend venv(s)" in kept.stdout and venv.is_dir(), kept.stdout
+    past = time.time() - 40 * 86400
+    os.utime(venv / "ptybatch-ready", (past, past))   # as if no run had used it for 40 days
+    dry = ptybatch("gc", str(path), "--venvs", "--dry-run", cwd=tmp_path, env=env)
+    assert f"backend venv {venv.name}: unused for 40.0 days: would free" in dry.stdout and venv.is_dir()
+    done = ptybatch("gc", str(path), "--venvs", cwd=tmp_path, env=env)
+    assert "in 1 backend venv(s)" in done.stdout and not venv.exists(), done.stdout
+    again = ptybatch("submit", str(path), "--force", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and venv.is_dir(), "a removed venv is rebuilt on its next use"

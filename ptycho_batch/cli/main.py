@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep", type=int, default=1, metavar="N", help="keep the newest N runs of each campaign")
     gc.add_argument("--older-than", metavar="AGE", help="only runs started longer ago than AGE (30m, 12h, 7d)")
     gc.add_argument("--dry-run", action="store_true", help="print what would be freed, remove nothing")
+    gc.add_argument("--venvs", action="store_true",
+                    help="also remove the cached backend venvs no run used within --older-than (default 30d)")
 
     containers = commands.add_parser("containers", help="build and convert the per-backend images")
     actions = containers.add_subparsers(dest="action", required=True)
@@ -323,7 +325,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from ptycho_batch.engine.gc import collectable, parse_age, remove
+    from ptycho_batch.engine.gc import collectable, parse_age, remove, remove_venvs, stale_venvs
     from ptycho_batch.journal.locate import runs_meant
 
     try:
@@ -338,6 +340,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(f"{item.run.dir.parent.name} run {item.run.id}: {verb} {_size(item.size)} ({item.workdir})")
     total = sum(item.size for item in items) if args.dry_run else remove(items)
     print(f"{verb} {_size(total)} in {len(items)} run(s); journals and report evidence kept")
+    if args.venvs:
+        venvs = stale_venvs(older_than)
+        for venv in venvs:
+            print(f"backend venv {venv.root.name}: unused for {venv.idle_s / 86400:.1f} days: {verb} "
+                  f"{_size(venv.size)}")
+        freed = sum(v.size for v in venvs) if args.dry_run else remove_venvs(venvs)
+        print(f"{verb} {_size(freed)} in {len(venvs)} backend venv(s) (rebuilt on their next use)")
     return EXIT_OK
 
 

@@ -3,7 +3,8 @@
 Only `<run>/work/` goes: the journal (plan, states, attempts) and the report evidence (cli/ logs,
 analysis/ artifacts and digests, red/ and green/ notes) stay, so reports, `status`, `compare` and cache
 reuse keep working (reuse checks the copied artifacts, never a workdir). The newest `keep` runs of each
-campaign keep their workdirs, and so does any run with a job not yet final.
+campaign keep their workdirs, and so does any run with a job not yet final. With `--venvs`, the backend
+venvs of the shared cache that no run used for a while go too (they are rebuilt on the next use).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ptycho_batch.executors.registry import load_run
 from ptycho_batch.journal.store import Run
+from ptycho_batch.runtimes.venv import cached_venvs
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,31 @@ def collectable(runs: list[Run], *, keep: int, older_than_s: float | None, now: 
                 continue
             found.append(Collectable(run, workdir, tree_size(workdir)))
     return found
+
+
+VENV_AGE_S = 30 * 86400   # a backend venv no run used for this long is collectable by default
+
+
+@dataclass(frozen=True)
+class StaleVenv:
+    root: Path
+    size: int
+    idle_s: float
+
+
+def stale_venvs(older_than_s: float | None, now: float | None = None) -> list[StaleVenv]:
+    """Backend venvs (shared by every checkout) that no run has used for `older_than_s` (default 30 days);
+    one being built or used right now (its lock held) stays."""
+    now = now or time.time()
+    limit = VENV_AGE_S if older_than_s is None else older_than_s
+    return [StaleVenv(root, tree_size(root), now - used) for root, used, busy in cached_venvs()
+            if not busy and now - used >= limit]
+
+
+def remove_venvs(items: list[StaleVenv]) -> int:
+    for item in items:
+        shutil.rmtree(item.root, ignore_errors=True)
+    return sum(item.size for item in items)
 
 
 def remove(items: list[Collectable]) -> int:

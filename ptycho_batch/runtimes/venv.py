@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ptycho_batch.runtimes.base import Launch, Runtime, on_path
 from ptycho_batch.util.errors import RuntimeUnavailable
-from ptycho_batch.util.fsio import locked
+from ptycho_batch.util.fsio import is_locked, locked
 from ptycho_batch.util.paths import PACKAGE_DIR, cache_dir
 from ptycho_batch.util.progress import spinner
 
@@ -58,7 +58,18 @@ def ensure_venv(requirements: Path, label: str = "") -> Path:
     with locked(root.parent / f"{name}.lock"):
         if not (root / _READY).exists():
             _build(root, requirements)
+        os.utime(root / _READY)  # its time says when a run last used it (`ptybatch gc --venvs`)
     return root
+
+
+def cached_venvs() -> list[tuple[Path, float, bool]]:
+    """Every backend venv in the cache: (root, last used, being built right now)."""
+    folder = cache_dir() / "venvs"
+    found = []
+    for ready in sorted(folder.glob(f"*/{_READY}")) if folder.is_dir() else ():
+        root = ready.parent
+        found.append((root, ready.stat().st_mtime, is_locked(folder / f"{root.name}.lock")))
+    return found
 
 
 def _build(root: Path, requirements: Path) -> None:
