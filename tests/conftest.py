@@ -57,3 +57,11 @@ def backend_python():
 
 # the upstream stand-in's own tests are run by campaigns under test, never collected here
 collect_ignore = ["upstream_standin"]
+
+
+@pytest.fixture
+def slurm() -> None:
+    """A test on the SLURM dev cluster: skips without one (fails in CI, where PTYBATCH_REQUIRE names slurm)."""
+    from ptycho_batch.executors.slurm.cluster import sbatch_available
+
+    requires("slurm", sbatch_available(), "start slurm/start-dev-cluster.sh DIR, then `source DIR/env.sh`")

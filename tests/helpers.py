@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,3 +32,11 @@ def host_campaign(jobs: dict, **extra) -> dict:
     return {"campaign": "t", "title": "Test campaign", "policy": {"id": "POLICY-T", "required": ["a"],
                                                                 "optional": ["b"]},
             "backends": {"a": {"runtime": "host"}, "b": {"runtime": "host"}}, "jobs": jobs, **extra}
+
+
+def states(out: Path, campaign: str = "t") -> dict[str, dict]:
+    """Every job record of the newest run of `campaign` under `out`, by job name ({} before there is one)."""
+    runs = sorted((out / ".ptybatch" / campaign).glob("*/run.json"))
+    if not runs:
+        return {}
+    return {s["name"]: s for s in (json.loads(p.read_text()) for p in runs[-1].parent.glob("jobs/*/state.json"))}

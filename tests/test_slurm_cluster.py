@@ -20,18 +20,10 @@ from ptycho_batch.executors.slurm.cluster import (
     max_array_size,
     parse_elapsed,
     sacct_states,
-    sbatch_available,
     scancel,
     squeue_states,
 )
 from ptycho_batch.util.errors import SlurmCommandError
-
-WHY = "start one with slurm/start-dev-cluster.sh DIR, then `source DIR/env.sh`"
-
-
-@pytest.fixture
-def slurm() -> None:
-    requires("slurm", sbatch_available(), WHY)
 
 
 def sbatch(*args: str, cwd: Path, exit_code: int = 0) -> str:

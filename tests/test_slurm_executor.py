@@ -13,23 +13,13 @@ from pathlib import Path
 import pytest
 from conftest import requires
 from dev_cluster import accounting_mode, dev_cluster_dir, start_now, wait_for
-from helpers import host_campaign, ptybatch, write_campaign
+from helpers import host_campaign, ptybatch, states, write_campaign
 
-from ptycho_batch.executors.slurm.cluster import sbatch_available, squeue_states
+from ptycho_batch.executors.slurm.cluster import squeue_states
 
 PY = sys.executable
 
 
-@pytest.fixture
-def slurm() -> None:
-    requires("slurm", sbatch_available(), "start slurm/start-dev-cluster.sh DIR, then `source DIR/env.sh`")
-
-
-def states(out: Path, campaign: str = "t") -> dict[str, dict]:
-    runs = sorted((out / ".ptybatch" / campaign).glob("*/run.json"))
-    if not runs:
-        return {}
-    return {s["name"]: s for s in (json.loads(p.read_text()) for p in runs[-1].parent.glob("jobs/*/state.json"))}
 
 
 def test_chain_array_failure_and_notes_on_the_cluster(slurm: None, tmp_path: Path) -> None:

@@ -14,24 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import requires
 from dev_cluster import accounting_mode, dev_cluster_dir, start_dev_cluster, start_now, wait_for
-from helpers import host_campaign, ptybatch, write_campaign
-
-from ptycho_batch.executors.slurm.cluster import sbatch_available
+from helpers import host_campaign, ptybatch, states, write_campaign
 
 PY = sys.executable
 SLEEP = [PY, "-c", "import sys, time; time.sleep(float(sys.argv[1]))"]
 
 
-@pytest.fixture
-def slurm() -> None:
-    requires("slurm", sbatch_available(), "start slurm/start-dev-cluster.sh DIR, then `source DIR/env.sh`")
-
-
-def states(out: Path) -> dict[str, dict]:
-    runs = sorted((out / ".ptybatch" / "t").glob("*/run.json"))
-    if not runs:
-        return {}
-    return {s["name"]: s for s in (json.loads(p.read_text()) for p in runs[-1].parent.glob("jobs/*/state.json"))}
 
 
 def sacct_fields(job_ids: list[str], fields: str) -> dict[str, dict[str, str]]:

@@ -3,7 +3,6 @@ when the SLURM client is missing or the controller is down."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -15,24 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import requires
 from dev_cluster import dev_cluster_dir, start_dev_cluster, wait_for
-from helpers import host_campaign, ptybatch, write_campaign
+from helpers import host_campaign, ptybatch, states, write_campaign
 from test_tui_tmux import WAITER, Pane, row
-
-from ptycho_batch.executors.slurm.cluster import sbatch_available
 
 PY = sys.executable
 
 
-@pytest.fixture
-def slurm() -> None:
-    requires("slurm", sbatch_available(), "start slurm/start-dev-cluster.sh DIR, then `source DIR/env.sh`")
-
-
-def states(out: Path) -> dict[str, dict]:
-    runs = sorted((out / ".ptybatch" / "t").glob("*/run.json"))
-    if not runs:
-        return {}
-    return {s["name"]: s for s in (json.loads(p.read_text()) for p in runs[-1].parent.glob("jobs/*/state.json"))}
 
 
 def detached_run(tmp_path: Path) -> tuple[Path, Path, Path]:
