@@ -261,3 +261,16 @@ def test_matrix_only_and_ansi_logs(tmp_path: Path) -> None:
     assert names["sweep[seed=2]"]["metrics"]["loss"] == 2.5
     raw = (tmp_path / "reports" / "t" / "cli" / "sweep_seed_2.log").read_bytes()
     assert b"\r" in raw and b"\x1b[1m" in raw, "the raw log stays as printed"
+
+
+def test_plan_shows_each_jobs_own_sbatch_options(tmp_path: Path) -> None:
+    jobs = {"big": {"backend": "a", "command": ["true"], "timeout_min": 10,
+                    "resources": {"partition": "urgent", "mem_gb": 0.5, "cpus": 2}},
+            "small": {"backend": "a", "command": ["true"]}}
+    path = write_campaign(tmp_path, host_campaign(jobs))
+    shown = ptybatch("plan", str(path), "--sbatch", cwd=tmp_path, env={"COLUMNS": "250"})
+    assert shown.returncode == 0, shown.stderr
+    big = next(line for line in shown.stdout.splitlines() if "│ big " in line)
+    small = next(line for line in shown.stdout.splitlines() if "│ small " in line)
+    assert "--partition=urgent" in big and "--mem=512M" in big and "--time=12" in big
+    assert "--partition" not in small and "--mem" not in small and "--time" not in small, "nothing leaks"

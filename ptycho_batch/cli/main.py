@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="show what a submit would run or reuse, and why")
     _campaign_options(plan)
     plan.add_argument("--json", action="store_true")
+    plan.add_argument("--sbatch", action="store_true",
+                      help="add each job's effective sbatch options (what `submit --executor slurm` asks for)")
 
     submit = commands.add_parser("submit", help="run a campaign")
     _campaign_options(submit)
@@ -170,22 +172,21 @@ def _prepare(args: argparse.Namespace):
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from ptycho_batch.campaign.config import user_resources
     from ptycho_batch.engine.session import decide
+    from ptycho_batch.executors.slurm.submission import sbatch_options
 
     prepared = _prepare(args)
     decisions = decide(prepared, force=args.force, rerun_failed=args.rerun_failed)
+    defaults = user_resources()
+    sbatch = {name: sbatch_options(job, defaults) for name, job in prepared.plan.jobs.items()}
     if args.json:
-        from ptycho_batch.campaign.config import user_resources
-        from ptycho_batch.executors.slurm.submission import sbatch_options
-
-        defaults = user_resources()
-        print(json.dumps({name: {"run": d.run, "reason": d.reason, **job.model_dump(),
-                                 "sbatch": sbatch_options(job, defaults)}
+        print(json.dumps({name: {"run": d.run, "reason": d.reason, **job.model_dump(), "sbatch": sbatch[name]}
                           for (name, job), d in zip(prepared.plan.jobs.items(), decisions.values())}, indent=2))
         return EXIT_OK
     from ptycho_batch.cli.views import plan_table, print_renderable
 
-    print_renderable(plan_table(prepared.plan, decisions))
+    print_renderable(plan_table(prepared.plan, decisions, sbatch if args.sbatch else None))
     return EXIT_OK
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
@@ -24,15 +25,17 @@ def print_renderable(renderable: RenderableType) -> None:
     console.print(renderable)
 
 
-def plan_table(plan: Plan, decisions: dict[str, Decision]) -> Table:
+def plan_table(plan: Plan, decisions: dict[str, Decision], sbatch: dict[str, dict[str, Any]] | None = None
+               ) -> Table:
     table = Table(title=f"plan: {plan.campaign}", title_justify="left")
-    for column in ("job", "backend", "runtime", "stage", "action", "why", "command"):
+    for column in ("job", "backend", "runtime", "stage", "action", "why", "command", *(["sbatch"] if sbatch else [])):
         table.add_column(column, overflow="fold")
     for name, job in plan.jobs.items():
         decision = decisions[name]
         action = "[cyan]run[/]" if decision.run else "[green]reuse[/]"
+        options = [" ".join(f"--{k}" if v is True else f"--{k}={v}" for k, v in sbatch[name].items())] if sbatch else []
         table.add_row(escape(name), job.backend, job.runtime, job.stage, action, escape(decision.reason),
-                      escape(" ".join(job.argv)))
+                      escape(" ".join(job.argv)), *map(escape, options))
     return table
 
 
