@@ -15,6 +15,7 @@ def test_campaign_example_validates(tmp_path: Path) -> None:
     example = next(block for block in re.findall(r"```yaml\n(.*?)```", README, re.S) if "campaign:" in block)
     (tmp_path / "jobs").mkdir()
     (tmp_path / "jobs" / "example.yaml").write_text(example)
+    (tmp_path / "containers").symlink_to(ROOT / "containers", target_is_directory=True)  # as in a clone
     result = ptybatch("validate", "example", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     plan = ptybatch("plan", "example", "--json", cwd=tmp_path)
