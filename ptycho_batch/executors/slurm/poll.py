@@ -30,8 +30,13 @@ PENDING_LIKE = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_
                 "PREEMPTED", "RESIZING", "SIGNALING", "STAGE_OUT"}
 
 
+JOBS_PER_SECOND = 250   # a poll reads every record: big runs are polled less often (10,000 jobs: every 40 s)
+
+
 def refresh(run: Run, *, min_interval: float = 2.0) -> None:
-    """Refresh the journal from SLURM unless another viewer did within `min_interval` (or is doing it now)."""
+    """Refresh the journal from SLURM unless another viewer did within `min_interval` (or is doing it now);
+    the interval grows with the run's size so that watching a 10,000-task array stays cheap."""
+    min_interval = max(min_interval, len(run.plan.jobs) / JOBS_PER_SECOND)
     folder = run.dir / "slurm"
     folder.mkdir(exist_ok=True)
     with locked(folder / "poll.lock", wait=False) as held:
