@@ -33,15 +33,17 @@ def refresh(run: Run) -> None:
         executor_of(run).refresh(run)
 
 
-def load_run(run: Run) -> dict[str, JobState]:
-    """Every planned job's state after a refresh (PENDING for jobs without a record).
-
-    Raises SchedulerUnreachable when the run is not finished and its scheduler did not answer: a one-shot
-    reader must not present the last recorded states as the truth. (Followers survive an outage instead.)
-    """
+def refresh_or_raise(run: Run) -> None:
+    """Refresh; raise SchedulerUnreachable when the run is not finished and its scheduler did not answer:
+    a one-shot reader must not present the last recorded states as the truth. (Followers survive an outage.)"""
     refresh(run)
     info = run.info()
     if info.get("scheduler_unreachable") and not info.get("finished"):
         raise SchedulerUnreachable(f"run {run.id}: {str(info.get('executor', '')).upper()} did not answer "
                                    f"({info['scheduler_unreachable']}); try again once it does")
+
+
+def load_run(run: Run) -> dict[str, JobState]:
+    """Every planned job's state after `refresh_or_raise` (PENDING for jobs without a record)."""
+    refresh_or_raise(run)
     return run.all_states()

@@ -73,6 +73,16 @@ def summary_lines(plan: Plan, states: dict[str, JobState]) -> list[str]:
     return lines
 
 
+POLICY_LISTS_AT_MOST = 6  # jobs named in a verdict; the job tables list them all
+
+
+def _listed(problems: list[str]) -> str:
+    """`a; b; c`, or the first few and how many more: a 10,000-job verdict stays one readable line."""
+    shown = "; ".join(problems[:POLICY_LISTS_AT_MOST])
+    more = len(problems) - POLICY_LISTS_AT_MOST
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
 def policy_decision(plan: Plan, states: dict[str, JobState]) -> PolicyDecision:
     """Required backends decide; optional failures are reported, never fatal."""
 
@@ -87,7 +97,7 @@ def policy_decision(plan: Plan, states: dict[str, JobState]) -> PolicyDecision:
     req = "[" + ", ".join(plan.required_backends) + "]"
     if required:
         return PolicyDecision(False, f"{plan.policy_id}: required backends {req} did not pass "
-                                     f"({'; '.join(required)}); phase blocked.")
+                                     f"({_listed(required)}); phase blocked.")
     if not optional:
         every = req + "".join(f" + {b}" for b in plan.optional_backends)
         return PolicyDecision(True, f"{plan.policy_id}: all backends passed {every}; proceeding with full evidence.")
@@ -95,7 +105,7 @@ def policy_decision(plan: Plan, states: dict[str, JobState]) -> PolicyDecision:
                        if s.backend in plan.optional_backends and s.state != State.COMPLETED})
     evidence = "+".join(plan.required_backends)
     return PolicyDecision(True, f"{plan.policy_id}: required backends {req} passed; proceeding with {evidence}-only "
-                                f"evidence; {', '.join(deferred)} deferred ({'; '.join(optional)}).")
+                                f"evidence; {', '.join(deferred)} deferred ({_listed(optional)}).")
 
 
 def _link(target: str, base: Path) -> str:

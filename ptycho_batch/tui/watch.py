@@ -22,7 +22,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.live import Live
 
-from ptycho_batch.executors.registry import load_run, refresh
+from ptycho_batch.executors.registry import refresh, refresh_or_raise
 from ptycho_batch.journal.reader import JournalCache
 from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
@@ -34,6 +34,12 @@ from ptycho_batch.util.progress import spinner
 
 STOP_CHECK_S = 0.25      # how soon a background viewer notices its stop event
 BIG_JOURNAL = 1000       # jobs above which the first read gets a spinner
+JOBS_PER_SECOND = 2500   # a bigger run is redrawn less often: 10,000 jobs every 4 s keeps an idle viewer cheap
+
+
+def default_interval(jobs: int) -> float:
+    """Seconds between journal reads when the user does not say: 1 s, longer for very big runs."""
+    return max(1.0, jobs / JOBS_PER_SECOND)
 
 
 def watch_run(run: Run, stop: threading.Event | None = None, interval: float = 1.0,
@@ -122,9 +128,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from ptycho_batch.journal.locate import locate_run
 
     run = locate_run(args.target, args.out)
-    load_run(run)  # a scheduler that does not answer now is one line, not a dashboard of stale states
+    refresh_or_raise(run)  # a scheduler that does not answer now is one line, not a dashboard of stale states
     try:
-        return watch_run(run, interval=args.interval)
+        return watch_run(run, interval=args.interval or default_interval(len(run.plan.jobs)))
     except KeyboardInterrupt:
         return 130
 
@@ -134,7 +140,8 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argpar
     watch = commands.add_parser("watch", help="live dashboard of a run (plain lines when not on a terminal)")
     watch.add_argument("target", nargs="?", help="run dir, run id, campaign file or name, or out dir (default: newest)")
     watch.add_argument("--out", type=Path)
-    watch.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between journal reads")
+    watch.add_argument("--interval", type=float, metavar="S",
+                       help="seconds between journal reads (default 1, longer above 2,500 jobs: 10,000 jobs 4 s)")
     add_logs_parser(commands)
     return {"watch": cmd_watch, "logs": cmd_logs}
 
