@@ -143,7 +143,7 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
             lines += _job_section(plan, name, states[name], base)
     lines += _blockers_section(blockers, base)
     lines += _parity_section(plan, parity, states)
-    lines += _quality_section(quality_table(states))
+    lines += _quality_section(plan, quality_table(states))
     if loss_svg:
         lines += ["", "## Training loss", "", f"![training loss per {loss_axis.split(' ')[0]}](loss_curves.svg)"]
     notes = dict(plan.notes)
@@ -385,15 +385,15 @@ def quality_table(states: dict[str, JobState]) -> dict[str, dict[str, list[str]]
     return table
 
 
-def _quality_section(table: dict[str, dict[str, list[str]]]) -> list[str]:
+def _quality_section(plan: Plan, table: dict[str, dict[str, list[str]]]) -> list[str]:
     if not table:
         return []
-    backends = sorted({b for by in table.values() for b in by})
+    backends = [*plan.required_backends, *plan.optional_backends]
     lines = ["", "## Reconstruction quality", "", "| Metric | " + " | ".join(backends) + " |",
              "|---|" + "---|" * len(backends)]
     for metric, by_backend in sorted(table.items()):
-        cells = ["<br>".join(v.replace(" (", " (`", 1)[:-1] + "`)" for v in by_backend.get(b, ["—"]))
-                 if b in by_backend else "—" for b in backends]
+        cells = ["<br>".join(v.replace(" (", " (`", 1)[:-1] + "`)" for v in by_backend[b]) if b in by_backend
+                 else "—" for b in backends]
         lines.append(f"| `{metric}` | " + " | ".join(cells) + " |")
     return lines
 
