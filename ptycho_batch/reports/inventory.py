@@ -24,6 +24,7 @@ from ptycho_batch.node.logtail import tail_lines
 from ptycho_batch.reports import inventory_html, plots
 from ptycho_batch.reports.inventory_html import Blocker, InventoryView, JobView, Occurrence
 from ptycho_batch.reports.parity import ParityRow, evaluate_all, required_failures
+from ptycho_batch.reports.stats import METHOD
 from ptycho_batch.util.fsio import write_atomic, write_json
 
 STATUS_ICON = {State.COMPLETED: "✅", State.FAILED: "❌", State.SKIPPED: "⏭️", State.CANCELLED: "🚫", State.LOST: "❓",
@@ -148,7 +149,9 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
         lines += ["", "## Training loss", "", f"![training loss per {loss_axis.split(' ')[0]}](loss_curves.svg)"]
     notes = dict(plan.notes)
     lines += ["", "## Dataset", "", notes.pop("dataset", None) or "(no dataset note)"]
-    lines += [""] + [f"- `{entry}`" for entry in _data_entries(plan)] if plan.data else []
+    if plan.data:
+        lines += [""] + [f"- `{k}`: `{v}`" + (f" (SHA-1 `{plan.data_digests[k]}`)" if k in plan.data_digests else "")
+                         for k, v in plan.data.items()]
     lines += ["", "## Policy decision", "", decision.text]
     next_steps = notes.pop("next_steps", []) or []
     lines += ["", "## Next steps", ""] + ([f"- {s}" for s in next_steps] or ["(none recorded)"])
@@ -327,8 +330,6 @@ def _parity_section(plan: Plan, rows: list[ParityRow], states: dict[str, JobStat
     forward = _forward_rows(plan, states)
     if not rows and not forward:
         return []
-    from ptycho_batch.reports.stats import METHOD
-
     lines = ["", "## Parity", "", f"Sides with several runs (seeds): mean ± sd, and the 95 % interval of the "
              f"difference of means (right − left) by {METHOD}; one run per side: *single run*.", "",
              "| Check | Metric | Left | Right | Abs diff | Rel diff | Tolerance | 95 % interval | Result |",
@@ -375,25 +376,25 @@ def _version(info: dict[str, Any], quote: str = "`") -> str:
 QUALITY = ("psnr", "ssim")
 
 
-def quality_table(states: dict[str, JobState]) -> dict[str, dict[str, list[str]]]:
-    """Reconstruction quality per backend: every observed PSNR and SSIM, by metric."""
-    table: dict[str, dict[str, list[str]]] = {}
+def quality_table(states: dict[str, JobState]) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """Reconstruction quality per backend: every observed PSNR and SSIM, by metric, as (value, job)."""
+    table: dict[str, dict[str, list[tuple[str, str]]]] = {}
     for name, state in states.items():
         for metric, value in state.metrics.items():
             if metric.rsplit(".", 1)[-1].lower() in QUALITY and isinstance(value, (int, float)):
-                table.setdefault(metric, {}).setdefault(state.backend, []).append(f"{_fmt(value)} ({name})")
+                table.setdefault(metric, {}).setdefault(state.backend, []).append((_fmt(value), name))
     return table
 
 
-def _quality_section(plan: Plan, table: dict[str, dict[str, list[str]]]) -> list[str]:
+def _quality_section(plan: Plan, table: dict[str, dict[str, list[tuple[str, str]]]]) -> list[str]:
     if not table:
         return []
     backends = [*plan.required_backends, *plan.optional_backends]
     lines = ["", "## Reconstruction quality", "", "| Metric | " + " | ".join(backends) + " |",
              "|---|" + "---|" * len(backends)]
     for metric, by_backend in sorted(table.items()):
-        cells = ["<br>".join(v.replace(" (", " (`", 1)[:-1] + "`)" for v in by_backend[b]) if b in by_backend
-                 else "—" for b in backends]
+        cells = ["<br>".join(f"{value} (`{job}`)" for value, job in by_backend[b]) if b in by_backend else "—"
+                 for b in backends]
         lines.append(f"| `{metric}` | " + " | ".join(cells) + " |")
     return lines
 

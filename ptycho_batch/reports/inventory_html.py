@@ -54,7 +54,7 @@ class InventoryView:
     parity: list[tuple[str, ParityRow]]    # (check label, row)
     forward: list[tuple[str, str, str, str, bool | None]]   # (job, metric, value, bound, ok)
     blockers: list[Blocker]
-    quality: dict[str, dict[str, list[str]]]
+    quality: dict[str, dict[str, list[tuple[str, str]]]]   # metric -> backend -> (value, job)
     loss_svg: str | None
     provenance: dict[str, dict[str, str]]  # backend -> field -> value
     dataset: str
@@ -138,7 +138,8 @@ def _quality(view: InventoryView) -> list[str]:
     if not view.quality:
         return []
     backends = [b for b, _ in view.backends]
-    rows = [[f"<code>{esc(metric)}</code>", *("<br>".join(esc(v) for v in by.get(b, ["—"])) for b in backends)]
+    rows = [[f"<code>{esc(metric)}</code>", *("<br>".join(f"{esc(value)} ({esc(job)})" for value, job in by[b])
+                                              if b in by else "—" for b in backends)]
             for metric, by in sorted(view.quality.items())]
     return ["<h2>Reconstruction quality</h2>", table(["Metric", *backends], rows)]
 
