@@ -65,7 +65,8 @@ def test_seeds_report_in_a_real_browser(gs1: tuple[Path, str]) -> None:
 
 def test_compare_gs1_with_gs2_over_seeds(gs1: tuple[Path, str], gs2: str) -> None:
     out, first = gs1
-    result = ptybatch("compare", first, gs2, "--out", str(out), "--metrics", "amplitude.*", "loss", cwd=ROOT)
+    runs = out / ".ptybatch" / "phase_c1_gs1_seeds"
+    result = ptybatch("compare", str(runs / first), str(runs / gs2), "--metrics", "amplitude.*", "loss", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     written = out / "phase_c1_seeds" / "analysis" / f"compare_{first}_vs_{gs2}.md"
     data = json.loads((written.parent / f"compare_{first}_vs_{gs2}.json").read_text())

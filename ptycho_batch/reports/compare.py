@@ -22,7 +22,7 @@ from typing import Any
 from ptycho_batch.executors.registry import load_run
 from ptycho_batch.journal.locate import locate_run
 from ptycho_batch.reports import plots
-from ptycho_batch.reports.html import esc, interval_cells, page, table, verdict_badge
+from ptycho_batch.reports.html import badge, esc, interval_cells, page, table, verdict_badge
 from ptycho_batch.reports.inventory import status_text
 from ptycho_batch.reports.parity import Difference, difference, within
 from ptycho_batch.reports.stats import METHOD, Interval, Verdict
@@ -158,7 +158,8 @@ def _value(row: Row, index: int) -> str:
 
 def _flag(row: Row) -> str:
     if row.interval is not None and row.interval.verdict != Verdict.SINGLE:
-        return ("⚠️ " if row.flagged else "") + row.interval.text()
+        text = row.interval.text()
+        return f"{text} (timing: never flagged)" if is_timing(row.metric) else ("⚠️ " if row.flagged else "") + text
     return "⚠️ beyond tolerance" if row.flagged else "✅"
 
 
@@ -196,7 +197,8 @@ def to_html(result: Comparison, chart: str | None) -> str:
     a, b = result.labels
     shared = [n for n in result.left.jobs if n in result.right.jobs]
     rows = [[f"<code>{esc(r.job)}</code>", f"<code>{esc(r.metric)}</code>", *interval_cells(r.interval),
-             esc(_fmt(r.diff.relative)), verdict_badge(r.interval, None if r.interval is None else not r.flagged)]
+             esc(_fmt(r.diff.relative)), badge("timing: never judged", "muted") if is_timing(r.metric)
+             else verdict_badge(r.interval, not r.flagged)]
             for r in result.rows]
     body = [f"<h1>Compare {esc(a)} vs {esc(b)}</h1>",
             f"<p>Campaigns: {esc(result.left.campaign)} (run {esc(result.left.run_id or '?')}) vs "
