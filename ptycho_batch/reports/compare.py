@@ -22,7 +22,7 @@ from typing import Any
 from ptycho_batch.executors.registry import load_run
 from ptycho_batch.journal.locate import locate_run
 from ptycho_batch.reports import plots
-from ptycho_batch.reports.html import badge, esc, interval_cells, page, table, verdict_badge
+from ptycho_batch.reports.html import badge, esc, interval_cells, page, table, verdict_badge, without_icon
 from ptycho_batch.reports.inventory import status_text
 from ptycho_batch.reports.parity import Difference, difference, within
 from ptycho_batch.reports.stats import METHOD, Interval, Verdict
@@ -209,8 +209,9 @@ def to_html(result: Comparison, chart: str | None) -> str:
             "<h2 id=\"parity\">Metrics</h2>", "<div id=\"parity-table\">"
             + table(["Job", "Metric", a, b, "95 % interval", "Rel diff", "Verdict"], rows, numeric=[2, 3, 4, 5])
             + "</div>",
-            "<h2>Jobs</h2>", table(["Job", a, b], [[f"<code>{esc(n)}</code>", esc(result.left.jobs[n]["status"]),
-                                                    esc(result.right.jobs[n]["status"])] for n in shared])]
+            "<h2>Jobs</h2>", table(["Job", a, b], [[f"<code>{esc(n)}</code>",
+                                                    *(esc(without_icon(side.jobs[n]["status"]))
+                                                      for side in (result.left, result.right))] for n in shared])]
     for label, names in ((a, result.only_left), (b, result.only_right)):
         if names:
             body.append(f"<p>Only in {esc(label)}: " + ", ".join(f"<code>{esc(n)}</code>" for n in names) + "</p>")

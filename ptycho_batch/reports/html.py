@@ -69,6 +69,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequen
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def without_icon(status: str) -> str:
+    """A status without its leading emoji (the badge's colour says it; not every system font has emoji)."""
+    return status.split(" ", 1)[-1] if status[:1] and not status[:1].isascii() else status
+
+
 def badge(text: str, kind: str) -> str:
     return f"<span class=\"badge {kind}\">{esc(text)}</span>"
 

@@ -22,6 +22,7 @@ from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
 from ptycho_batch.node.logtail import tail_lines
 from ptycho_batch.reports import inventory_html, plots
+from ptycho_batch.reports.html import without_icon
 from ptycho_batch.reports.inventory_html import Blocker, InventoryView, JobView, Occurrence
 from ptycho_batch.reports.parity import ParityRow, evaluate_all, required_failures
 from ptycho_batch.reports.stats import METHOD
@@ -195,8 +196,7 @@ def _job_view(plan: Plan, name: str, state: JobState) -> JobView:
     job = plan.jobs[name]
     pictures = [(art, Path(record.path)) for art, record in state.artifacts.items()
                 if Path(record.path).suffix.lower() in (".png", ".jpg", ".jpeg", ".svg")]
-    status = status_text(state)
-    return JobView(name, job.backend, job.stage, status.split(" ", 1)[-1] if not status[:1].isascii() else status,
+    return JobView(name, job.backend, job.stage, without_icon(status_text(state)),
                    "warn" if state.warning_text or state.fallback else KIND.get(state.state, "muted"),
                    _duration(state), detail_text(state), shlex.join(result_argv(job, state)),
                    {k: _fmt(v) for k, v in state.metrics.items()}, pictures)

@@ -6,6 +6,7 @@ them. (The workloads' own figures are drawn in the backend environments with the
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -67,11 +68,15 @@ class _Axes:
 
 
 def _svg(height: float, title: str, body: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height:.0f}" width="{WIDTH}" '
-            f'height="{height:.0f}" font-family="sans-serif" font-size="11" role="img">'
-            f'<title>{escape(title)}</title><rect width="100%" height="100%" fill="white"/>'
-            f'<text x="{LEFT}" y="20" font-size="13" font-weight="bold">{escape(title)}</text>'
-            + "".join(body) + "</svg>\n")
+    """The chart with its title on top (wrapped, the body shifted down by the extra lines)."""
+    lines = textwrap.wrap(title, 80) or [""]
+    extra = 16 * (len(lines) - 1)
+    heading = "".join(f'<text x="{LEFT}" y="{20 + 16 * i}" font-size="13" font-weight="bold">{escape(line)}</text>'
+                      for i, line in enumerate(lines))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height + extra:.0f}" width="{WIDTH}" '
+            f'height="{height + extra:.0f}" font-family="sans-serif" font-size="11" role="img">'
+            f'<title>{escape(title)}</title><rect width="100%" height="100%" fill="white"/>{heading}'
+            f'<g transform="translate(0 {extra})">' + "".join(body) + "</g></svg>\n")
 
 
 def _marker(kind: str, x: float, y: float, colour: str) -> str:
