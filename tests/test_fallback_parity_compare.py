@@ -153,7 +153,7 @@ def test_report_plots_loss_curves_and_compare_bars(tmp_path: Path) -> None:
     analysis = tmp_path / "reports" / "t" / "analysis"
     svg = (analysis / "loss_curves.svg").read_text()
     root = ElementTree.fromstring(svg)   # well-formed, one line per train job, both in the legend
-    assert len(root.findall("{http://www.w3.org/2000/svg}polyline")) >= 2
+    assert len(list(root.iter("{http://www.w3.org/2000/svg}polyline"))) >= 2
     assert "torch_train (a)" in svg and "tf_train (b)" in svg
     assert "![training loss per epoch](loss_curves.svg)" in (analysis / "artifact_inventory.md").read_text()
     assert svg.split("<svg", 1)[1] in (analysis / "report.html").read_text(), "the HTML inlines the same chart"
