@@ -1,6 +1,6 @@
 """Shared test fixtures.
 
-Tests that need a real capability (slurm, podman, charliecloud, torch, tf, tmux) use `requires(...)`:
+Tests that need a real capability (slurm, podman, charliecloud, torch, tf, tmux, browser) use `requires(...)`:
 they skip when the capability is absent, unless `PTYBATCH_REQUIRE` names it, in which case its absence
 is a failure (CI sets PTYBATCH_REQUIRE so that nothing silently skips there).
 """

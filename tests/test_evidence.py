@@ -51,7 +51,7 @@ def test_second_run_with_other_params_keeps_first_runs_evidence(tmp_path: Path) 
     run_id = json.loads(ptybatch("status", str(campaign), "--json", cwd=tmp_path).stdout)["run_id"]
     inventory = json.loads((report / "analysis" / "artifact_inventory.json").read_text())
     files = {p.relative_to(report): p.read_bytes() for p in report.rglob("*") if p.is_file()
-             and not p.name.startswith(("artifact_inventory", "loss_curves", "."))
+             and not p.name.startswith(("artifact_inventory", "loss_curves", "report.html", "."))
              and ".evidence" not in p.parts}
 
     assert {"cli/train.log", "analysis/model.txt", "analysis/train.metrics.json"} <= {str(f) for f in files}

@@ -145,25 +145,29 @@ def test_compare_names_columns_and_files_by_run_and_lists_changed_params(tmp_pat
 
 
 def test_report_plots_loss_curves_and_compare_bars(tmp_path: Path) -> None:
-    from conftest import requires
+    """The charts are SVG drawn by the runner (no plotting library): linked from the Markdown, inline in HTML."""
+    import xml.etree.ElementTree as ElementTree
 
-    from ptycho_batch.reports import plots
-
-    requires("plots", plots.available(), "matplotlib is not installed (the `plots` extra)")
     path = write_campaign(tmp_path, _phase("xla", 0.5))
     assert ptybatch("submit", str(path), cwd=tmp_path).returncode == 0
     analysis = tmp_path / "reports" / "t" / "analysis"
-    png = analysis / "loss_curves.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    assert "![training loss per epoch](loss_curves.png)" in (analysis / "artifact_inventory.md").read_text()
+    svg = (analysis / "loss_curves.svg").read_text()
+    root = ElementTree.fromstring(svg)   # well-formed, one line per train job, both in the legend
+    assert len(list(root.iter("{http://www.w3.org/2000/svg}polyline"))) >= 2
+    assert "torch_train (a)" in svg and "tf_train (b)" in svg
+    assert "![training loss per epoch](loss_curves.svg)" in (analysis / "artifact_inventory.md").read_text()
+    assert svg.split("<svg", 1)[1] in (analysis / "report.html").read_text(), "the HTML inlines the same chart"
     assert ptybatch("compare", str(path), str(path), cwd=tmp_path).returncode == 0
-    assert not list(analysis.glob("compare_*_vs_*.png")), "nothing differs: no chart of zero-height bars"
+    assert not list(analysis.glob("compare_*_vs_*.svg")), "nothing differs: no chart of zero-height bars"
     (tmp_path / "b").mkdir()
     other = write_campaign(tmp_path / "b", {**_phase("xla", 0.7), "campaign": "t2"})
     assert ptybatch("submit", str(other), cwd=tmp_path / "b").returncode == 0
     assert ptybatch("compare", str(path), str(other), cwd=tmp_path).returncode == 0
-    chart = next((tmp_path / "b" / "reports" / "t2" / "analysis").glob("compare_*_vs_*.png"))
-    assert chart.read_bytes()[:4] == b"\x89PNG"
+    chart = next((tmp_path / "b" / "reports" / "t2" / "analysis").glob("compare_*_vs_*.svg"))
+    ElementTree.fromstring(chart.read_text())
+    assert "#d62728" in chart.read_text(), "patch_stats.mean is beyond the tolerance: a red bar"
+    html = chart.with_suffix(".html").read_text()
+    assert "<svg" in html and "beyond tolerance" in html
 
 
 def test_compare_keeps_timing_apart_and_never_flags_it() -> None:

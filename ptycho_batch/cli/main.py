@@ -83,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--out", type=Path)
     status.add_argument("--json", action="store_true")
 
-    report = commands.add_parser("report", help="(re)write a run's artifact inventory from its journal")
+    report = commands.add_parser("report", help="(re)write a run's artifact inventory and report.html from its journal")
     report.add_argument("target", nargs="?")
     report.add_argument("--out", type=Path)
+    report.add_argument("--open", action="store_true",
+                        help="open report.html in a browser where one is available (else print its path)")
 
     cancel = commands.add_parser("cancel", help="cancel a run's unfinished jobs (all, or those named)")
     cancel.add_argument("target", help="run dir, run id, campaign file or name")
@@ -291,12 +293,25 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ptycho_batch.executors.registry import load_run
     from ptycho_batch.journal.locate import locate_run
-    from ptycho_batch.reports.inventory import write_report
+    from ptycho_batch.reports.inventory import html_path, write_report
 
     run = locate_run(args.target, args.out)
     plan, states = run.plan, load_run(run)
     print(write_report(plan, run, states))
+    if args.open:
+        page = html_path(plan)
+        print(f"opened {page}" if _open_in_browser(page) else f"no browser available here; open {page}")
     return EXIT_OK
+
+
+def _open_in_browser(page: Path) -> bool:
+    """webbrowser picks $BROWSER, a desktop browser when there is a display, else a console one."""
+    import webbrowser
+
+    try:
+        return webbrowser.open(page.resolve().as_uri())
+    except webbrowser.Error:
+        return False
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

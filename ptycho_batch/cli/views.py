@@ -15,6 +15,7 @@ from ptycho_batch.engine.decisions import Decision
 from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.reports.compare import Comparison
 from ptycho_batch.reports.inventory import detail_text
+from ptycho_batch.reports.stats import Verdict
 from ptycho_batch.tui.render import STATE_STYLE
 
 
@@ -70,6 +71,9 @@ def compare_table(result: Comparison) -> Table:
     for row in result.rows:
         rel = f"{row.diff.relative:.3g}" if row.diff.relative is not None else ""
         flag = "[bold red]beyond tolerance[/]" if row.flagged else "[green]ok[/]"
+        if row.interval is not None and row.interval.left.n > 1 and row.interval.right.n > 1:   # seeds: the verdict
+            colour = "bold red" if row.flagged else "green" if row.interval.verdict == Verdict.EQUIVALENT else "yellow"
+            flag = f"[{colour}]{escape(row.interval.text())}[/]"
         table.add_row(escape(row.job), escape(row.metric), f"{row.left:.6g}", f"{row.right:.6g}",
                       f"{row.diff.absolute:.3g}", rel, flag)
     return table

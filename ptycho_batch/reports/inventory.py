@@ -1,25 +1,31 @@
 """The artifact inventory: what a person used to write by hand at the end of a phase, from the journal.
 
-`<out>/<report_dir>/analysis/artifact_inventory.md` and its JSON twin: per backend, per job the command,
-log, status, blocker link, key observations, artifacts with digests; the dataset note, the policy
+`<out>/<report_dir>/analysis/artifact_inventory.md`, its JSON twin and report.html (the same content as one
+self-contained page): per backend, per job the command, log, status, blocker link, key observations,
+artifacts with digests; parity with seed-aware verdicts, loss curves (SVG), the dataset note, the policy
 decision and the next steps.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ptycho_batch.campaign.plan import Plan, PlannedJob
-from ptycho_batch.journal.layout import ReportDir
+from ptycho_batch.journal.layout import ReportDir, attempt_log
 from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
-from ptycho_batch.reports import plots
-from ptycho_batch.reports.parity import evaluate_all, required_failures
+from ptycho_batch.node.logtail import tail_lines
+from ptycho_batch.reports import inventory_html, plots
+from ptycho_batch.reports.html import without_icon
+from ptycho_batch.reports.inventory_html import Blocker, InventoryView, JobView, Occurrence
+from ptycho_batch.reports.parity import ParityRow, evaluate_all, required_failures
+from ptycho_batch.reports.stats import METHOD
 from ptycho_batch.util.fsio import write_atomic, write_json
 
 STATUS_ICON = {State.COMPLETED: "✅", State.FAILED: "❌", State.SKIPPED: "⏭️", State.CANCELLED: "🚫", State.LOST: "❓",
@@ -67,9 +73,8 @@ def summary_lines(plan: Plan, states: dict[str, JobState]) -> list[str]:
              if s.state not in (State.COMPLETED, State.PENDING, State.RUNNING) and not s.cached_from]
     lines += [f"{s.name}: COMPLETED {detail_text(s)}" for s in states.values()
               if s.state == State.COMPLETED and s.fallback and not s.cached_from]
-    lines += [f"parity {row.check}: {row.metric} {'out of tolerance' if row.ok is False else 'not evaluated'}"
-              + (" (required)" if row.required else "")
-              for row in evaluate_all(plan.parity, states) if row.ok is not True]
+    lines += [f"parity {row.check}: {row.metric} {row.outcome}" + (" (required)" if row.required else "")
+              for row in evaluate_all(plan.parity, states, plan.jobs) if row.ok is not True]
     return lines
 
 
@@ -91,9 +96,8 @@ def policy_decision(plan: Plan, states: dict[str, JobState]) -> PolicyDecision:
                 for s in states.values() if s.backend in backends and s.state != State.COMPLETED]
 
     required, optional = problems(plan.required_backends), problems(plan.optional_backends)
-    required += [f"required parity {row.check}: {row.metric} "
-                 f"{'out of tolerance' if row.ok is False else 'not evaluated'}"
-                 for row in required_failures(evaluate_all(plan.parity, states))]
+    required += [f"required parity {row.check}: {row.metric} {row.outcome}"
+                 for row in required_failures(evaluate_all(plan.parity, states, plan.jobs))]
     req = "[" + ", ".join(plan.required_backends) + "]"
     if required:
         return PolicyDecision(False, f"{plan.policy_id}: required backends {req} did not pass "
@@ -116,36 +120,44 @@ def inventory_path(plan: Plan) -> Path:
     return Path(plan.summary_dir) / "analysis" / "artifact_inventory.md"
 
 
+def html_path(plan: Plan) -> Path:
+    return Path(plan.summary_dir) / "analysis" / "report.html"
+
+
 def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
-    """Write the markdown inventory and its JSON twin; return the markdown path."""
+    """Write the markdown inventory, its JSON twin and report.html; return the markdown path."""
     md_path = inventory_path(plan)
     md_path.parent.mkdir(parents=True, exist_ok=True)
     decision = policy_decision(plan, states)
+    parity = evaluate_all(plan.parity, states, plan.jobs)
+    blockers = blocker_groups(plan, states)
+    loss_svg, loss_axis = _loss_chart(plan, run, states)
+    if loss_svg:
+        write_atomic(md_path.parent / "loss_curves.svg", loss_svg)
     info = run.info()
     base = md_path.parent
+    facts = [("Campaign", plan.campaign), ("Run", run.id), ("Executor", str(info.get("executor", "?"))),
+             ("Campaign file", plan.source), ("Overrides", _overrides(info, "")), ("ptybatch", _version(info, "")),
+             ("Generated", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))]
     lines = [f"# {plan.title}", "",
              f"- **Campaign:** `{plan.campaign}` · **Run:** `{run.id}` · **Executor:** {info.get('executor', '?')}",
              f"- **Campaign file:** `{plan.source}`",
              f"- **Overrides:** {_overrides(info)}",
              f"- **ptybatch:** {_version(info)}",
-             f"- **Generated:** {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}", "",
+             f"- **Generated:** {facts[-1][1]}", "",
              "## Summary", "", "| Job | Backend | Stage | Status | Duration |", "|---|---|---|---|---|"]
     for name, job in plan.jobs.items():
         state = states[name]
-        duration = f"{state.duration:.1f} s" if state.duration is not None else ""
-        lines.append(f"| `{name}` | {job.backend} | {job.stage} | {status_text(state)} | {duration} |")
-    for backend in [*plan.required_backends, *plan.optional_backends]:
-        names = [n for n, j in plan.jobs.items() if j.backend == backend]
-        if not names:
-            continue
-        role = "required" if backend in plan.required_backends else "optional"
-        lines += ["", f"## Backend `{backend}` ({role}, runtime {plan.runtimes.get(backend, '?')})"]
-        for name in names:
+        lines.append(f"| `{name}` | {job.backend} | {job.stage} | {status_text(state)} | {_duration(state)} |")
+    for backend, role in _backend_roles(plan):
+        lines += ["", f"## Backend `{backend}` ({role})"]
+        for name in [n for n, j in plan.jobs.items() if j.backend == backend]:
             lines += _job_section(plan, name, states[name], base)
-    lines += _blockers_section(plan, states, base)
-    lines += _parity_section(plan, states)
-    lines += _quality_section(plan, states)
-    lines += _loss_section(plan, run, states, base)
+    lines += _blockers_section(blockers, base)
+    lines += _parity_section(plan, parity, states)
+    lines += _quality_section(plan, quality_table(states))
+    if loss_svg:
+        lines += ["", "## Training loss", "", f"![training loss per {loss_axis.split(' ')[0]}](loss_curves.svg)"]
     notes = dict(plan.notes)
     lines += ["", "## Dataset", "", notes.pop("dataset", None) or "(no dataset note)"]
     if plan.data:
@@ -156,9 +168,87 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
     lines += ["", "## Next steps", ""] + ([f"- {s}" for s in next_steps] or ["(none recorded)"])
     for key, value in notes.items():
         lines += ["", f"## {key.replace('_', ' ').capitalize()}", "", str(value)]
+    lines += ["", f"Also as one self-contained page: [report.html]({html_path(plan).name})"]
     write_atomic(md_path, "\n".join(lines) + "\n")
     write_json(md_path.with_suffix(".json"), report_data(plan, run, states, decision))
+    view = InventoryView(
+        title=plan.title, facts=facts, passed=decision.passed, decision=decision.text,
+        backends=_backend_roles(plan), jobs=[_job_view(plan, name, states[name]) for name in plan.jobs],
+        parity=[(_check_label(plan, row), row) for row in parity], forward=_forward_rows(plan, states),
+        blockers=blockers, quality=quality_table(states), loss_svg=loss_svg, provenance=provenance(plan, states),
+        dataset=plan.notes.get("dataset") or "(no dataset note)", data=_data_entries(plan),
+        next_steps=list(plan.notes.get("next_steps") or []),
+        notes={k: str(v) for k, v in plan.notes.items() if k not in ("dataset", "next_steps")})
+    write_atomic(html_path(plan), inventory_html.render(view))
     return md_path
+
+
+def _duration(state: JobState) -> str:
+    return f"{state.duration:.1f} s" if state.duration is not None else ""
+
+
+def _backend_roles(plan: Plan) -> list[tuple[str, str]]:
+    return [(backend, f"{'required' if backend in plan.required_backends else 'optional'}, runtime "
+                      f"{plan.runtimes.get(backend, '?')}")
+            for backend in [*plan.required_backends, *plan.optional_backends]
+            if any(j.backend == backend for j in plan.jobs.values())]
+
+
+def _data_entries(plan: Plan) -> list[str]:
+    return [f"{k}: {v}" + (f" (SHA-1 {plan.data_digests[k]})" if k in plan.data_digests else "")
+            for k, v in plan.data.items()]
+
+
+KIND = {State.COMPLETED: "ok", State.FAILED: "bad", State.LOST: "bad", State.CANCELLED: "warn"}
+
+
+def _job_view(plan: Plan, name: str, state: JobState) -> JobView:
+    job = plan.jobs[name]
+    pictures = [(art, Path(record.path)) for art, record in state.artifacts.items()
+                if Path(record.path).suffix.lower() in (".png", ".jpg", ".jpeg", ".svg")]
+    return JobView(name, job.backend, job.stage, without_icon(status_text(state)),
+                   "warn" if state.warning_text or state.fallback else KIND.get(state.state, "muted"),
+                   _duration(state), detail_text(state), shlex.join(result_argv(job, state)),
+                   {k: _fmt(v) for k, v in state.metrics.items()}, pictures)
+
+
+PROBE_FIELDS = (("runtime", ("runtime",)), ("identity", ("identity",)), ("python", ("probe", "python", "version")),
+                ("platform", ("probe", "platform", "system")), ("libc", ("probe", "platform", "libc")),
+                ("container", ("probe", "container")))
+
+
+def _framework_fields(framework: dict[str, Any]) -> dict[str, str]:
+    xla = framework.get("xla") or {}
+    return {"framework": f"{framework.get('name')} {framework.get('version')}",
+            "CUDA": str(framework.get("cuda") or ("built with CUDA" if framework.get("cuda_build") else "none")),
+            "cuDNN": str(framework.get("cudnn") or "none"),
+            "XLA": ", ".join(f"{k}={v}" for k, v in sorted(xla.items())) or "n/a",
+            "devices": ", ".join(map(str, framework.get("devices") or []))}
+
+
+def provenance(plan: Plan, states: dict[str, JobState]) -> dict[str, dict[str, str]]:
+    """Per backend, what ran its jobs (from its first train job's provenance record, else any job's): runtime
+    identity, Python, each framework's version, CUDA/cuDNN, XLA, devices."""
+    found: dict[str, dict[str, str]] = {}
+    for name, job in sorted(plan.jobs.items(), key=lambda item: item[1].stage != "train"):
+        if job.backend in found or states[name].state != State.COMPLETED:
+            continue
+        try:
+            record = json.loads(ReportDir(Path(job.report_dir)).record(job.slug, "provenance").read_text())
+        except (OSError, ValueError):
+            continue
+        fields: dict[str, str] = {}
+        for label, keys in PROBE_FIELDS:
+            value: object = record
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                fields[label] = str(value)
+        described = [_framework_fields(f) for f in (record.get("probe") or {}).get("frameworks") or []]
+        for label in dict.fromkeys(k for d in described for k in d):
+            fields[label] = "; ".join(d.get(label, "?") for d in described)
+        found[job.backend] = fields
+    return found
 
 
 def _job_section(plan: Plan, name: str, state: JobState, base: Path) -> list[str]:
@@ -204,94 +294,127 @@ def result_argv(job: PlannedJob, state: JobState) -> list[str]:
     return last.argv if last is not None and last.argv else job.argv
 
 
-def _blockers_section(plan: Plan, states: dict[str, JobState], base: Path) -> list[str]:
+def blocker_groups(plan: Plan, states: dict[str, JobState], tail: int = 30) -> list[Blocker]:
     """Failed attempts grouped by signature (or class and line): one blocker, N occurrences."""
-    groups: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
-    for name in plan.jobs:
+    groups: dict[tuple[str, str], list[Occurrence]] = {}
+    for name, job in plan.jobs.items():
         state = states[name]
-        attempts = state.attempts or []
-        for attempt in attempts:
+        for attempt in state.attempts or []:
             if attempt.state != State.FAILED:
                 continue
             key = (state.signature or attempt.failure_class or "?",
                    "" if state.signature else (attempt.failure_line or ""))
-            groups.setdefault(key, []).append((f"{name}#{attempt.number}", attempt.red_note))
-    if not groups:
+            log = attempt_log(Path(state.log or job.log), attempt.number)
+            groups.setdefault(key, []).append(Occurrence(f"{name}#{attempt.number}", attempt.red_note,
+                                                         tail_lines(log, tail)))
+    return [Blocker(label, line, occurrences) for (label, line), occurrences in groups.items()]
+
+
+def _blockers_section(blockers: list[Blocker], base: Path) -> list[str]:
+    if not blockers:
         return []
     lines = ["", "## Blockers", ""]
-    for (label, line), occurrences in groups.items():
-        shown = f": `{line[:200]}`" if line else ""
-        lines.append(f"- **{label}** ({len(occurrences)} occurrence{'s' if len(occurrences) > 1 else ''}){shown}")
-        lines += [f"  - `{who}`" + (f" — [{Path(note).name}]({_link(note, base)})" if note else "")
-                  for who, note in occurrences]
+    for blocker in blockers:
+        count = len(blocker.occurrences)
+        shown = f": `{blocker.line[:200]}`" if blocker.line else ""
+        lines.append(f"- **{blocker.label}** ({count} occurrence{'s' if count > 1 else ''}){shown}")
+        lines += [f"  - `{o.who}`" + (f" — [{Path(o.note).name}]({_link(o.note, base)})" if o.note else "")
+                  for o in blocker.occurrences]
     return lines
 
 
-def _parity_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
-    rows = evaluate_all(plan.parity, states)
-    if not rows and not _forward_parity_rows(plan, states):
+def _check_label(plan: Plan, row: ParityRow) -> str:
+    check = next(c for c in plan.parity if c.name == row.check)
+    return f"{row.check} ({' vs '.join(check.between)})"
+
+
+def _side(row: ParityRow, index: int) -> str:
+    summary = None if row.interval is None else row.interval.right if index else row.interval.left
+    value = row.right if index else row.left
+    if summary is None or summary.n < 2:
+        return _fmt(value)
+    return f"{summary.mean:.6g} ± {summary.sd:.3g} (n={summary.n})"
+
+
+def _parity_section(plan: Plan, rows: list[ParityRow], states: dict[str, JobState]) -> list[str]:
+    forward = _forward_rows(plan, states)
+    if not rows and not forward:
         return []
-    lines = ["", "## Parity", "", "| Check | Metric | Left | Right | Abs diff | Rel diff | Tolerance | Result |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["", "## Parity", "", f"Sides with several runs (seeds): mean ± sd, and the 95 % interval of the "
+             f"difference of means (right − left) by {METHOD}; one run per side: *single run*.", "",
+             "| Check | Metric | Left | Right | Abs diff | Rel diff | Tolerance | 95 % interval | Result |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        check = next(c for c in plan.parity if c.name == row.check)
-        result = {True: "✅", False: "❌", None: "⏸️ not evaluated"}[row.ok] + (" (required)" if row.required else "")
+        icon = {True: "✅", False: "❌", None: "⏸️"}[row.ok]
+        verdict = row.interval.text() if row.interval else "not evaluated"
+        interval = (f"[{row.interval.low:+.4g}, {row.interval.high:+.4g}]"
+                    if row.interval and row.interval.left.n > 1 and row.interval.right.n > 1 else "")
         abs_diff = _fmt(row.diff.absolute) if row.diff else ""
         rel_diff = _fmt(row.diff.relative) if row.diff and row.diff.relative is not None else ""
-        lines.append(f"| {row.check} ({' vs '.join(check.between)}) | `{row.metric}` | {_fmt(row.left)} | "
-                     f"{_fmt(row.right)} | {abs_diff} | {rel_diff} | {row.tolerance} | {result} |")
-    return lines + _forward_parity_rows(plan, states)
+        lines.append(f"| {_check_label(plan, row)} | `{row.metric}` | {_side(row, 0)} | {_side(row, 1)} | "
+                     f"{abs_diff} | {rel_diff} | {row.tolerance} | {interval} | {icon} {verdict}"
+                     + (" (required)" if row.required else "") + " |")
+    lines += [f"| forward pass (`{job}`) | `{metric}` | | | | {value} | {'≤ ' + bound if bound else ''} | | "
+              f"{'' if ok is None else '✅' if ok else '❌'} |" for job, metric, value, bound, ok in forward]
+    return lines
 
 
-def _forward_parity_rows(plan: Plan, states: dict[str, JobState]) -> list[str]:
+def _forward_rows(plan: Plan, states: dict[str, JobState]) -> list[tuple[str, str, str, str, bool | None]]:
     """Jobs that compare the two frameworks' forward passes themselves report a `max_rel`: shown here too."""
-    lines = []
+    rows = []
     for name, job in plan.jobs.items():
         for metric, value in states[name].metrics.items():
             if not metric.endswith("max_rel"):
                 continue
             bound = job.expect.get(metric)
             limit = bound.max if bound is not None else None
-            ok = "" if limit is None else ("✅" if value <= limit else "❌")
-            lines.append(f"| forward pass (`{name}`) | `{metric}` | | | | {_fmt(value)} | "
-                         f"{'≤ ' + _fmt(limit) if limit is not None else ''} | {ok} |")
-    return lines
+            rows.append((name, metric, _fmt(value), _fmt(limit) if limit is not None else "",
+                         None if limit is None else value <= limit))
+    return rows
 
 
-def _overrides(info: dict[str, Any]) -> str:
+def _overrides(info: dict[str, Any], quote: str = "`") -> str:
     overrides = info.get("overrides") or {}
-    return " ".join(f"`--set {k}={v}`" for k, v in overrides.items()) or "none (the campaign as written)"
+    return " ".join(f"{quote}--set {k}={v}{quote}" for k, v in overrides.items()) or "none (the campaign as written)"
 
 
-def _version(info: dict[str, Any]) -> str:
+def _version(info: dict[str, Any], quote: str = "`") -> str:
     made_by = info.get("ptybatch") or {}
-    return f"{made_by.get('version', '?')} (commit `{made_by.get('commit', 'unknown')}`)"
+    return f"{made_by.get('version', '?')} (commit {quote}{made_by.get('commit', 'unknown')}{quote})"
 
 
 QUALITY = ("psnr", "ssim")
 
 
-def _quality_section(plan: Plan, states: dict[str, JobState]) -> list[str]:
-    """Reconstruction quality side by side per backend: every observed PSNR and SSIM, by metric."""
-    backends = [*plan.required_backends, *plan.optional_backends]
-    table: dict[str, dict[str, list[str]]] = {}
+def quality_table(states: dict[str, JobState]) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """Reconstruction quality per backend: every observed PSNR and SSIM, by metric, as (value, job)."""
+    table: dict[str, dict[str, list[tuple[str, str]]]] = {}
     for name, state in states.items():
         for metric, value in state.metrics.items():
             if metric.rsplit(".", 1)[-1].lower() in QUALITY and isinstance(value, (int, float)):
-                table.setdefault(metric, {}).setdefault(state.backend, []).append(f"{_fmt(value)} (`{name}`)")
+                table.setdefault(metric, {}).setdefault(state.backend, []).append((_fmt(value), name))
+    return table
+
+
+def _quality_section(plan: Plan, table: dict[str, dict[str, list[tuple[str, str]]]]) -> list[str]:
     if not table:
         return []
+    backends = [*plan.required_backends, *plan.optional_backends]
     lines = ["", "## Reconstruction quality", "", "| Metric | " + " | ".join(backends) + " |",
              "|---|" + "---|" * len(backends)]
     for metric, by_backend in sorted(table.items()):
-        lines.append(f"| `{metric}` | " + " | ".join("<br>".join(by_backend.get(b, ["—"])) for b in backends) + " |")
+        cells = ["<br>".join(f"{value} (`{job}`)" for value, job in by_backend[b]) if b in by_backend else "—"
+                 for b in backends]
+        lines.append(f"| `{metric}` | " + " | ".join(cells) + " |")
     return lines
 
 
-def _loss_section(plan: Plan, run: Run, states: dict[str, JobState], base: Path) -> list[str]:
+def _loss_chart(plan: Plan, run: Run, states: dict[str, JobState]) -> tuple[str | None, str]:
     """Loss against epoch when every curve's pattern has an `epoch` group, else against match index; the
-    series come from the journal (the report dir may hold a later run's files)."""
+    series come from the journal (the report dir may hold a later run's files). Torch and TF overlaid, one
+    colour per backend, one line style per seed."""
     curves: dict[str, tuple[list[float], list[float]]] = {}
+    groups: dict[str, str] = {}
     by_epoch = True
     for name, job in plan.jobs.items():
         if job.stage != "train" or states[name].state != State.COMPLETED:
@@ -305,12 +428,11 @@ def _loss_section(plan: Plan, run: Run, states: dict[str, JobState], base: Path)
         by_epoch = by_epoch and epochs is not None
         points = [(x, y) for x, y in zip(epochs or range(1, len(series[key]) + 1), series[key])
                   if isinstance(y, float) and isinstance(x, (int, float))]
-        curves[f"{name} ({job.backend})"] = ([x for x, _ in points], [y for _, y in points])
+        label = f"{name} ({job.backend})"
+        curves[label] = ([x for x, _ in points], [y for _, y in points])
+        groups[label] = job.backend
     axis = "epoch" if by_epoch else "match (one per log line that matched)"
-    drawn = plots.loss_curves(curves, base / "loss_curves.png", f"{plan.title}: training loss", axis)
-    if drawn is None:
-        return []
-    return ["", "## Training loss", "", f"![training loss per {axis.split(' ')[0]}]({_link(str(drawn), base)})"]
+    return plots.loss_curves(curves, f"{plan.title}: training loss", axis, groups), axis
 
 
 def _fmt(value: Any) -> str:
@@ -324,13 +446,15 @@ def report_data(plan: Plan, run: Run, states: dict[str, JobState], decision: Pol
         "policy": {"id": plan.policy_id, "required": plan.required_backends, "optional": plan.optional_backends,
                    "passed": decision.passed, "decision": decision.text},
         "jobs": [{"name": name, "backend": job.backend, "stage": job.stage, "command": result_argv(job, states[name]),
-                  "status": status_text(states[name]), "params": job.params,
+                  "status": status_text(states[name]), "params": job.params, "base": job.base,
                   **states[name].model_dump(exclude={"cache_parts"})}
                  for name, job in plan.jobs.items()],
         "parity": [{"check": r.check, "metric": r.metric, "left": r.left, "right": r.right,
                     "abs_diff": r.diff.absolute if r.diff else None, "rel_diff": r.diff.relative if r.diff else None,
-                    "tolerance": r.tolerance, "ok": r.ok, "required": r.required}
-                   for r in evaluate_all(plan.parity, states)],
+                    "tolerance": r.tolerance, "ok": r.ok, "required": r.required,
+                    "verdict": str(r.interval.verdict) if r.interval else None,
+                    "interval": asdict(r.interval) if r.interval else None}
+                   for r in evaluate_all(plan.parity, states, plan.jobs)],
         "dataset": plan.notes.get("dataset"), "data": plan.data, "data_sha1": plan.data_digests,
         "next_steps": plan.notes.get("next_steps", []),
     }
