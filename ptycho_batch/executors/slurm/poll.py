@@ -69,22 +69,32 @@ def _refresh(run: Run, plan: Plan) -> None:
     _unreachable(run, None)
     for name in (name for name in plan.jobs if name in live):  # upstream first: SLURM cancels a dependent
         state = live[name]                                     # of a failure, which must then read SKIPPED
-        current = run.read_state(plan.jobs[name].slug) or state  # the node may have written meanwhile
-        _apply(run, plan, name, current, seen.get(state.slurm_job_id or ""), accounted)
+        own = run.read_state(plan.jobs[name].slug)  # the node may have written meanwhile
+        slurm = seen.get(state.slurm_job_id or "")
+        if own is None and _still_queued(slurm):
+            continue  # its submission record says so already: no file per queued task
+        states[name] = current = own or state
+        _apply(run, plan, name, current, slurm, accounted, states)
     skip_downstream(run, plan)
+
+
+def _still_queued(slurm: cluster.SlurmState | None) -> bool:
+    """Plainly waiting in the queue (no earlier run that ended, nothing for skip_downstream to act on)."""
+    return (slurm is not None and slurm.state == "PENDING" and not slurm.earlier_states
+            and slurm.reason != "DependencyNeverSatisfied")
 
 
 def _ask(run: Run, ids: list[str]) -> tuple[dict[str, cluster.SlurmState], bool]:
     """What SLURM says of `ids` in one call, and whether it came from accounting."""
     if not ids:
         return {}, True
-    if accounting(run):  # array master ids too: a task cancelled before it started is only in its array's range
-        return cluster.sacct_states([*ids, *_masters(ids)]), True
+    if accounting(run):  # an array's master id answers for all its tasks (one cancelled while queued too)
+        return cluster.sacct_states([*(i for i in ids if "_" not in i), *_masters(ids)]), True
     return cluster.squeue_states(ids), False
 
 
 def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.SlurmState | None,
-           accounted: bool) -> None:
+           accounted: bool, states: dict[str, JobState]) -> None:
     """Fold one SLURM state into the journal record (the node's own final record always wins)."""
     if state.final:
         return
@@ -121,7 +131,7 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
         return  # COMPLETING and the like: the verdict comes with the next poll
     if slurm.state in REQUEUED_BY_SLURM and _requeued_by_slurm(run, plan, name, state, slurm):
         return
-    if slurm.state == "CANCELLED" and _upstream_failed(plan, name, run.read_states()):
+    if slurm.state == "CANCELLED" and _upstream_failed(plan, name, states):
         return  # SLURM dropped it for a failed dependency: skip_downstream records SKIPPED with the reason
     if slurm.state == "CANCELLED":
         requested = " (requested)" if run.cancel_requested(plan.jobs[name].slug) else ""
