@@ -61,18 +61,18 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout
 
 
-def metadata_calls(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, dict[str, int]]:
-    """Path-naming system calls of `argv` and its children: total and the busiest four by name."""
-    report = cwd / f"strace-{time.monotonic_ns()}.txt"
-    subprocess.run(["strace", "-f", "-c", "-e", "trace=%file", "-o", str(report), *argv], cwd=cwd, env=env,
-                   check=True, capture_output=True)
+def metadata_calls(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, dict[str, int], str]:
+    """Path-naming system calls of `argv` and its children: total, the busiest four by name, and its stdout."""
+    report = cwd.parent / f"strace-{time.monotonic_ns()}.txt"
+    done = subprocess.run(["strace", "-f", "-c", "-e", "trace=%file", "-o", str(report), *argv], cwd=cwd, env=env,
+                          check=True, capture_output=True, text=True)
     counts: dict[str, int] = {}
     for line in report.read_text().splitlines():
         fields = line.split()
         if len(fields) >= 5 and re.fullmatch(r"[\d.]+", fields[0]) and fields[-1] != "total":
             counts[fields[-1]] = int(fields[3])
     busiest = dict(sorted(counts.items(), key=lambda item: -item[1])[:4])
-    return sum(counts.values()), busiest
+    return sum(counts.values()), busiest, done.stdout
 
 
 class Side:
@@ -130,10 +130,8 @@ def submit(side: Submitit | Ptybatch, repeat: int, traced: bool) -> tuple[float,
     if not traced:
         return best, None, {}, folder
     traced_folder = side.folder()
-    total, busiest = metadata_calls(side.argv(traced_folder), traced_folder, side.env)
-    side.collect(traced_folder, "")
-    if isinstance(side, Submitit):
-        side.ids.append(sorted(p.name.split("_")[0] for p in (traced_folder / "submitit").glob("*_submitted.pkl"))[0])
+    total, busiest, stdout = metadata_calls(side.argv(traced_folder), traced_folder, side.env)
+    side.collect(traced_folder, stdout)
     return best, total, busiest, folder
 
 
