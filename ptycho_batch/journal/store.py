@@ -87,6 +87,13 @@ class Run:
             folder.mkdir(parents=True)
         write_atomic(folder / "state.json", state.model_dump_json(indent=1))
 
+    def recorded_slugs(self) -> set[str]:
+        """The jobs that have a folder of their own (a record, or a cancel marker), in one directory read."""
+        try:
+            return set(os.listdir(self.dir / "jobs"))
+        except FileNotFoundError:
+            return set()
+
     def read_state(self, slug: str) -> JobState | None:
         """A job's record; None before it has one; LOST (the file moved aside) when it is damaged."""
         path = self.job_dir(slug) / "state.json"
@@ -122,8 +129,7 @@ class Run:
     def read_states(self) -> dict[str, JobState]:
         """Every job the journal knows of, by job name: its own record, else what its submission record says."""
         states = self.submitted_states()
-        jobs = self.dir / "jobs"
-        for slug in sorted(os.listdir(jobs)) if jobs.is_dir() else ():
+        for slug in sorted(self.recorded_slugs()):
             state = self.read_state(slug)
             if state is not None:
                 states[state.name] = state
