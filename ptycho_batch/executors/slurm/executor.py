@@ -16,7 +16,7 @@ from ptycho_batch.campaign.config import user_resources
 from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.executors.base import Finalize
 from ptycho_batch.executors.outcomes import propagate_skips, settle
-from ptycho_batch.executors.slurm import cluster, poll, submission
+from ptycho_batch.executors.slurm import cluster, poll
 from ptycho_batch.journal.lock import campaign_lock
 from ptycho_batch.journal.records import FailureClass, JobState, State
 from ptycho_batch.journal.store import SUBMITTED_REASON, Run, list_runs
@@ -98,6 +98,8 @@ class SlurmExecutor:
         has no SLURM id yet, each call recorded by one submission record (no file per job). A job sbatch
         refuses is recorded FAILED (`submit`) and its dependents SKIPPED; an unreachable controller stops the
         submission (SlurmCommandError) and the next submit goes on."""
+        from ptycho_batch.executors.slurm import submission  # submitit: only a submit needs it, not a viewer
+
         name = job_name(plan, run)
         run.update_info(slurm_job_name=name)
         for job_key, slurm_id in submission.adopt_leftovers(run, name).items():
