@@ -40,6 +40,8 @@ def test_a_1000_task_array_leaves_one_record_and_readers_fold_it(slurm: None, tm
         assert {(s["state"], s["slurm_job_id"]) for s in shown.values()} == \
             {("PENDING", f"{array}_{i}") for i in range(TASKS)}
         assert all(shown[f"sweep[i={i}]"]["slurm_job_id"] == f"{array}_{i}" for i in (0, 7, TASKS - 1))
+        table = ptybatch("status", str(run.dir), cwd=tmp_path).stdout
+        assert f"sweep [{TASKS} of {TASKS} cells]" in table and "PENDING" in table  # one row, not 1,000
         viewer = JournalCache(run)
         viewer.poll()
         assert all(viewer.states[f"sweep[i={i}]"].slurm_job_id == f"{array}_{i}" for i in range(TASKS))
