@@ -1,16 +1,22 @@
-"""SLURM fan-out on the dev cluster: a 1,000-task matrix campaign submitted with `ptybatch submit --detach`.
+"""SLURM fan-out on the dev cluster: an N-task matrix campaign by `ptybatch submit --detach` against submitit's
+own `AutoExecutor.map_array` of N tasks, in the same run.
 
-Measured in the same run: the wall time of that submit versus a bare `sbatch --array=0-999 --wrap true`
-(as a ratio), the number of `sbatch` calls it made, and the number of `sacct`/`squeue` calls one poll
-makes while the 1,000 tasks are queued (counted by shims placed first on PATH; the target is 1).
-Both submissions are cancelled afterwards. Needs SLURM_CONF (source <dev cluster>/env.sh).
-Usage: python bench/slurm_fanout.py [--tasks 1000]
+Both sides submit the same held array (`--hold`, array parallelism 8, one submitit folder), each as a fresh
+Python process: wall time (best of `--repeat`), and when strace is installed the metadata system calls
+(`strace -f -c -e trace=%file`: every call that names a path, as a shared file system's metadata server
+sees them) with the ratio ptybatch / submitit; the targets are 1.5x (time) and 1.2x (calls). Then the
+time of `ptybatch status` of the N-task run (target < 0.5 s), the sbatch calls ptybatch made and the
+`sacct`/`squeue` calls of one poll (counted by shims first on PATH; the target is 1 in total).
+Every array submitted is cancelled (scancel). Needs SLURM_CONF (source <dev cluster>/env.sh).
+Usage: python bench/slurm_fanout.py [--tasks 1000 10000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +27,14 @@ from pathlib import Path
 import yaml
 
 COUNTED = ("sbatch", "sacct", "squeue")
+PARALLELISM = 8
+SUBMITIT = """
+import sys, submitit
+executor = submitit.AutoExecutor(folder=sys.argv[1], cluster="slurm")
+executor.update_parameters(slurm_array_parallelism={parallelism}, slurm_additional_parameters={{"hold": True}})
+jobs = executor.map_array(abs, range(int(sys.argv[2])))
+print(jobs[0].job_id.split("_")[0])
+"""
 
 
 def make_shims(folder: Path, log: Path) -> dict[str, str]:
@@ -47,38 +61,130 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout
 
 
+def metadata_calls(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, dict[str, int], str]:
+    """Path-naming system calls of `argv` and its children: total, the busiest four by name, and its stdout."""
+    report = cwd.parent / f"strace-{time.monotonic_ns()}.txt"
+    done = subprocess.run(["strace", "-f", "-c", "-e", "trace=%file", "-o", str(report), *argv], cwd=cwd, env=env,
+                          check=True, capture_output=True, text=True)
+    counts: dict[str, int] = {}
+    for line in report.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and re.fullmatch(r"[\d.]+", fields[0]) and fields[-1] != "total":
+            counts[fields[-1]] = int(fields[3])
+    busiest = dict(sorted(counts.items(), key=lambda item: -item[1])[:4])
+    return sum(counts.values()), busiest, done.stdout
+
+
+class Side:
+    """One way of submitting N held tasks: a fresh folder per submission, its SLURM ids kept to cancel."""
+
+    def __init__(self, root: Path, tasks: int, env: dict[str, str]) -> None:
+        self.root, self.tasks, self.env, self.count = root, tasks, env, 0
+        self.ids: list[str] = []
+
+    def folder(self) -> Path:
+        self.count += 1
+        folder = self.root / f"{self.tasks}-{self.count}"
+        folder.mkdir(parents=True)
+        return folder
+
+    def cancel(self) -> None:
+        if self.ids:
+            subprocess.run(["scancel", *self.ids], check=False, capture_output=True)
+        self.ids.clear()
+
+
+class Submitit(Side):
+    def argv(self, folder: Path) -> list[str]:
+        return [sys.executable, "-c", SUBMITIT.format(parallelism=PARALLELISM), str(folder / "submitit"),
+                str(self.tasks)]
+
+    def collect(self, folder: Path, stdout: str) -> None:
+        self.ids.append(stdout.split()[-1])
+
+
+class Ptybatch(Side):
+    def argv(self, folder: Path) -> list[str]:
+        campaign = {"campaign": "fanout", "backends": {"host": {"runtime": "host"}},
+                    "jobs": {"noop": {"backend": "host", "matrix": {"i": list(range(self.tasks))},
+                                      "command": ["true"], "array_parallelism": PARALLELISM,
+                                      "resources": {"sbatch": {"hold": True}}}}}
+        (folder / "fanout.yaml").write_text(yaml.safe_dump(campaign))
+        return [sys.executable, "-m", "ptycho_batch", "submit", str(folder / "fanout.yaml"), "--executor", "slurm",
+                "--detach"]
+
+    def collect(self, folder: Path, stdout: str) -> None:
+        for record in (folder / "reports" / ".ptybatch" / "fanout").glob("*/submitted/*.json"):
+            self.ids.append(str(json.loads(record.read_text())["job_id"]))
+
+
+def submit(side: Submitit | Ptybatch, repeat: int, traced: bool) -> tuple[float, int | None, dict[str, int], Path]:
+    """Best wall time of `repeat` submissions, then (with strace) one traced submission's metadata calls."""
+    best = float("inf")
+    folder = side.root
+    for _ in range(repeat):
+        folder = side.folder()
+        seconds, stdout = timed(side.argv(folder), folder, side.env)
+        side.collect(folder, stdout)
+        best = min(best, seconds)
+    if not traced:
+        return best, None, {}, folder
+    traced_folder = side.folder()
+    total, busiest, stdout = metadata_calls(side.argv(traced_folder), traced_folder, side.env)
+    side.collect(traced_folder, stdout)
+    return best, total, busiest, folder
+
+
+def status_time(folder: Path, env: dict[str, str], log: Path) -> tuple[float, float, dict[str, int]]:
+    """`ptybatch status` of the run in `folder`: the first (which polls SLURM) and a second one, and the
+    scheduler calls of the first."""
+    campaign = str(folder / "fanout.yaml")
+    log.unlink(missing_ok=True)
+    first, _ = timed([sys.executable, "-m", "ptycho_batch", "status", campaign], folder, env)
+    polled = calls(log)
+    second, _ = timed([sys.executable, "-m", "ptycho_batch", "status", campaign], folder, env)
+    return first, second, polled
+
+
+def bench(tasks: int, repeat: int, root: Path, env: dict[str, str], log: Path, traced: bool) -> None:
+    theirs = Submitit(root / "submitit", tasks, os.environ.copy())
+    ours = Ptybatch(root / "ptybatch", tasks, env)
+    try:
+        their_s, their_calls, their_top, _ = submit(theirs, repeat, traced)
+        theirs.cancel()
+        log.unlink(missing_ok=True)
+        our_s, our_calls, our_top, folder = submit(ours, repeat, traced)
+        sbatch_calls = calls(log)["sbatch"] // (repeat + traced)
+        first, second, polled = status_time(folder, env, log)
+    finally:
+        theirs.cancel()
+        ours.cancel()
+    print(f"{tasks}-task array on the dev cluster (best of {repeat}):")
+    print(f"  submitit AutoExecutor.map_array {their_s:8.3f} s")
+    print(f"  ptybatch submit --detach        {our_s:8.3f} s   ratio {our_s / their_s:5.2f}x (target <= 1.5x)")
+    if their_calls is not None and our_calls is not None:
+        print(f"  metadata calls: submitit {their_calls}  {their_top}")
+        print(f"                  ptybatch {our_calls}  {our_top}")
+        print(f"                  ratio {our_calls / their_calls:5.2f}x (target <= 1.2x)")
+    print(f"  sbatch calls by ptybatch: {sbatch_calls}")
+    print(f"  ptybatch status of the {tasks}-task run: {first:.3f} s (polls SLURM: sacct {polled['sacct']}, "
+          f"squeue {polled['squeue']}), again {second:.3f} s (target < 0.5 s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    traced = shutil.which("strace") is not None
+    if not traced:
+        print("strace not installed: no metadata call counts (apt-get install strace)")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        log = folder / "calls.log"
-        env = make_shims(folder / "shims", log)
-        campaign = {"campaign": "fanout", "backends": {"host": {"runtime": "host"}},
-                    "jobs": {"noop": {"backend": "host", "matrix": {"i": list(range(args.tasks))},
-                                      "command": ["true"], "array_parallelism": 8}}}
-        path = folder / "fanout.yaml"
-        path.write_text(yaml.safe_dump(campaign))
-        bare_s, bare_id = timed(["sbatch", "--parsable", "--hold", f"--array=0-{args.tasks - 1}", "--wrap", "true",
-                                 f"--output={folder}/bare-%a.out"], folder, os.environ.copy())
-        ours_s, _ = timed([sys.executable, "-m", "ptycho_batch", "submit", str(path), "--executor", "slurm",
-                           "--detach"], folder, env)
-        submitted = calls(log)
-        time.sleep(2.1)  # past the poller's minimum interval, so the next viewer really polls
-        log.unlink()
-        timed([sys.executable, "-m", "ptycho_batch", "status", str(path), "--json"], folder, env)
-        per_poll = calls(log)
-        subprocess.run([sys.executable, "-m", "ptycho_batch", "cancel", str(path)], cwd=folder, check=True,
-                       capture_output=True)
-        subprocess.run(["scancel", bare_id.strip()], check=True)
-    print(f"{args.tasks}-task matrix campaign on the dev cluster:")
-    print(f"  bare sbatch --array      {bare_s * 1000:8.1f} ms")
-    print(f"  ptybatch submit --detach {ours_s * 1000:8.1f} ms   ratio {ours_s / bare_s:6.1f}x "
-          "(includes Python start-up, planning, pickling and 1,000 journal records)")
-    print(f"  sbatch calls by ptybatch: {submitted['sbatch']}")
-    print(f"  scheduler calls in one poll with {args.tasks} tasks queued: sacct {per_poll['sacct']}, "
-          f"squeue {per_poll['squeue']} (target: 1 in total)")
+        root = Path(tmp)
+        log = root / "calls.log"
+        env = make_shims(root / "shims", log)
+        for tasks in args.tasks:
+            bench(tasks, args.repeat, root, env, log, traced)
 
 
 if __name__ == "__main__":

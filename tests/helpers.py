@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,6 +9,8 @@ import textwrap
 from pathlib import Path
 
 import yaml
+
+from ptycho_batch.journal.store import Run
 
 
 def write_campaign(folder: Path, body: str | dict, name: str = "campaign.yaml") -> Path:
@@ -35,8 +36,8 @@ def host_campaign(jobs: dict, **extra) -> dict:
 
 
 def states(out: Path, campaign: str = "t") -> dict[str, dict]:
-    """Every job record of the newest run of `campaign` under `out`, by job name ({} before there is one)."""
+    """Every job record (own, or from its submission record) of the newest run of `campaign` under `out`, by job name ({} before there is one)."""
     runs = sorted((out / ".ptybatch" / campaign).glob("*/run.json"))
     if not runs:
         return {}
-    return {s["name"]: s for s in (json.loads(p.read_text()) for p in runs[-1].parent.glob("jobs/*/state.json"))}
+    return {name: state.model_dump(mode="json") for name, state in Run(runs[-1].parent).read_states().items()}

@@ -17,6 +17,7 @@ from ptycho_batch.reports.compare import Comparison
 from ptycho_batch.reports.inventory import detail_text
 from ptycho_batch.reports.stats import Verdict
 from ptycho_batch.tui.render import STATE_STYLE
+from ptycho_batch.tui.rows import job_groups
 
 
 def print_renderable(renderable: RenderableType) -> None:
@@ -40,26 +41,56 @@ def plan_table(plan: Plan, decisions: dict[str, Decision], sbatch: dict[str, dic
     return table
 
 
+FOLD_CELLS = 50   # a matrix job with more cells than this is shown as one row per state of its cells
+
+
 def status_table(plan: Plan, states: dict[str, JobState], limit: int | None = None) -> Table:
-    """One row per job; past `limit` rows, the jobs that did not complete and a count of the rest."""
+    """One row per job, a big matrix job's cells folded into one row per state (a 10,000-task array stays a
+    few rows); past `limit` rows, the jobs that did not complete and a count of the rest."""
     names = list(plan.jobs)
     counts = Counter(states[n].state for n in names)
     caption = ", ".join(f"{state}: {count}" for state, count in sorted(counts.items()))
-    if limit is not None and len(names) > limit:
-        names = [n for n in names if states[n].state != State.COMPLETED][:limit]
-        caption = f"{len(plan.jobs) - len(names)} more jobs not shown; " + caption
+    rows: list[tuple[str, ...]] = []
+    for base, members in job_groups(plan).items():
+        if len(members) > FOLD_CELLS:
+            rows.extend(_folded_rows(plan, states, base, members))
+        else:
+            rows.extend(_job_row(plan, states, name) for name in members)
+    if limit is not None and len(rows) > limit:
+        kept = [row for row in rows if State.COMPLETED not in row[3]][:limit]
+        caption = f"{len(rows) - len(kept)} more rows not shown; " + caption
+        rows = kept
     table = Table(title=f"{plan.campaign}", title_justify="left", caption=caption, caption_justify="left")
     for column in ("job", "backend", "stage", "state", "attempt", "duration", "detail", "log"):
         table.add_column(column, overflow="fold")
-    for name in names:
-        job = plan.jobs[name]
-        state = states[name]
-        style = STATE_STYLE.get(state.state, "")
-        duration = f"{state.duration:.1f}s" if state.duration is not None else ""
-        detail = detail_text(state)
-        table.add_row(escape(name), job.backend, job.stage, f"[{style}]{state.state}[/]", str(state.attempt or ""),
-                      duration, escape(detail), escape(Path(state.log or job.log).name))
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def _job_row(plan: Plan, states: dict[str, JobState], name: str) -> tuple[str, ...]:
+    job = plan.jobs[name]
+    state = states[name]
+    style = STATE_STYLE.get(state.state, "")
+    duration = f"{state.duration:.1f}s" if state.duration is not None else ""
+    return (escape(name), job.backend, job.stage, f"[{style}]{state.state}[/]", str(state.attempt or ""),
+            duration, escape(detail_text(state)), escape(Path(state.log or job.log).name))
+
+
+def _folded_rows(plan: Plan, states: dict[str, JobState], base: str, members: tuple[str, ...]
+                 ) -> list[tuple[str, ...]]:
+    """`base [n of N cells]` per state, with the first such cell's detail (`--json` lists every cell)."""
+    first: dict[State, str] = {}
+    counts: Counter[State] = Counter()
+    for name in members:
+        state = states[name].state
+        counts[state] += 1
+        first.setdefault(state, name)
+    job = plan.jobs[members[0]]
+    return [(escape(f"{base} [{counts[state]} of {len(members)} cells]"), job.backend, job.stage,
+             f"[{STATE_STYLE.get(state, '')}]{state}[/]", "", "",
+             escape(f"e.g. {first[state]}: {detail_text(states[first[state]])}"), "")
+            for state in sorted(counts)]
 
 
 def compare_table(result: Comparison) -> Table:

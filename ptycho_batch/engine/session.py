@@ -75,8 +75,11 @@ def freeze(prepared: Prepared, run: Run, executor: str) -> None:
     write_atomic(run.dir / "campaign.source.yaml", prepared.located.path.read_text())
     frozen = prepared.campaign.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     header = "# frozen by ptybatch" + (f"; --set {prepared.overrides}" if prepared.overrides else "") + "\n"
-    write_atomic(run.dir / "campaign.yaml", header + yaml.safe_dump(frozen, sort_keys=False, allow_unicode=True))
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: a 10,000-value matrix in a blink
+    write_atomic(run.dir / "campaign.yaml",
+                 header + yaml.dump(frozen, Dumper=dumper, sort_keys=False, allow_unicode=True))
     write_atomic(run.dir / "plan.json", prepared.plan.model_dump_json(indent=1))
+    run.plan = prepared.plan  # what plan.json now holds: not read back from disk
     write_json(run.dir / "run.json", {"run_id": run.id, "campaign": prepared.plan.campaign, "executor": executor,
                                       "pid": os.getpid(), "overrides": prepared.overrides,
                                       "source": prepared.plan.source,

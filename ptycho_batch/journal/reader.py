@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ptycho_batch.journal.lock import lock_held, read_owner
 from ptycho_batch.journal.records import JobState, State
-from ptycho_batch.journal.store import Run, planned_state
+from ptycho_batch.journal.store import SUBMITTED_DIR, Run, planned_state
 
 Stamp = tuple[int, int]
 T = TypeVar("T")
@@ -49,6 +49,8 @@ class JournalCache:
         self.started = _run_started(run)
         self._seen: dict[str, Stamp] = {}
         self._jobs_dir = str(run.dir / "jobs")
+        self._submitted_dir = str(run.dir / SUBMITTED_DIR)
+        self._submitted_stamp: Stamp | None = None
         self._folders: list[str] = []
         self._folders_stamp: Stamp | None = None
         self._final: set[str] = set()
@@ -79,6 +81,7 @@ class JournalCache:
             self.states[state.name] = state
             changed.append(state)
             (self._final.add if state.final else self._final.discard)(slug)
+        changed += self._poll_submitted()
         if changed:
             self.version += 1
             self._final_order = list(self._final)
@@ -87,6 +90,20 @@ class JournalCache:
                 if job is not None:
                     self.base_version[job.base] = self.version
         self._poll_info()
+        return changed
+
+    def _poll_submitted(self) -> list[JobState]:
+        """Jobs that only a submission record knows of (queued array tasks): as it says, until their own
+        record appears (which always wins). Re-read only when the folder changed (a rename into it)."""
+        stamp = file_stamp(self._submitted_dir)
+        if stamp == self._submitted_stamp:
+            return []
+        self._submitted_stamp = stamp
+        changed: list[JobState] = []
+        for name, state in self.run.submitted_states().items():
+            if self.plan.jobs[name].slug not in self._seen and self.states[name] != state:
+                self.states[name] = state
+                changed.append(state)
         return changed
 
     def _due(self, full: bool) -> list[str]:

@@ -150,3 +150,26 @@ class JobState(BaseModel):
         if self.started is None:
             return None
         return (self.ended or time.time()) - self.started
+
+
+class Submission(BaseModel):
+    """One call to the scheduler (one `sbatch`: a job, or an array of tasks), recorded once for all its jobs.
+
+    Why one record per call: a 10,000-task array must cost the shared file system a few files, not 10,000
+    (each a metadata round trip on Lustre or GPFS). Written before the call without `job_id` (an intent a
+    later submit can adopt or drop), then again with it. A job without a record of its own reads as this
+    says (PENDING, `job_id` or `<job_id>_<index>`); the job's own record, written by its runner on the node
+    or by the poller, always wins.
+    """
+
+    names: list[str]
+    job_id: str | None = None   # None while the call is under way (or a killed submitter's unknown fate)
+    array: bool = False
+    submitted: float | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def task_ids(self) -> list[str]:
+        """The scheduler id of each of `names`, in order (empty before the call returned)."""
+        if self.job_id is None:
+            return []
+        return [f"{self.job_id}_{index}" for index in range(len(self.names))] if self.array else [self.job_id]

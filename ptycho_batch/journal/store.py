@@ -5,8 +5,12 @@ Layout under `<out>/.ptybatch/<campaign>/`:
     <run-id>/run.json                 executor, who carries the run (supervisor pid and start time), finished
     <run-id>/campaign.yaml            the frozen campaign text (with --set overrides recorded)
     <run-id>/plan.json                the resolved plan
-    <run-id>/jobs/<slug>/state.json   one record per job, replaced atomically on every state change
+    <run-id>/submitted/<key>.json     one record per scheduler submission (a SLURM array: all its tasks)
+    <run-id>/jobs/<slug>/state.json   a job's own record, replaced atomically on every state change
     <run-id>/work/<slug>/             each job's scratch working directory
+A job reads as its own record, else as its submission record says (queued, with its scheduler id), else as
+planned (PENDING): submitting an array costs a few files, however many tasks it has; each task's record
+is written by its runner on the node (or by the poller, for a verdict seen from outside).
 A crash at any moment leaves only whole files behind, which `status` and a re-`submit` understand. A record
 that cannot be read (a damaged disk, a hand edit) is moved aside to `state.json.corrupt` and reads as LOST,
 so one bad file never blocks a run or a later one.
@@ -26,11 +30,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from ptycho_batch.campaign.plan import Plan, PlannedJob
-from ptycho_batch.journal.records import JobState, State
+from ptycho_batch.journal.records import JobState, State, Submission
 from ptycho_batch.util.errors import RecordError
 from ptycho_batch.util.fsio import write_atomic, write_json
 
 JOURNAL_DIR = ".ptybatch"
+SUBMITTED_DIR = "submitted"
+SUBMITTED_REASON = "submitted"   # the reason a job reads with while only its submission record knows it
 
 
 def new_run_id() -> str:
@@ -81,6 +87,13 @@ class Run:
             folder.mkdir(parents=True)
         write_atomic(folder / "state.json", state.model_dump_json(indent=1))
 
+    def recorded_slugs(self) -> set[str]:
+        """The jobs that have a folder of their own (a record, or a cancel marker), in one directory read."""
+        try:
+            return set(os.listdir(self.dir / "jobs"))
+        except FileNotFoundError:
+            return set()
+
     def read_state(self, slug: str) -> JobState | None:
         """A job's record; None before it has one; LOST (the file moved aside) when it is damaged."""
         path = self.job_dir(slug) / "state.json"
@@ -114,17 +127,59 @@ class Run:
         return state
 
     def read_states(self) -> dict[str, JobState]:
-        """Every job's record that exists, by job name."""
-        states: dict[str, JobState] = {}
-        jobs = self.dir / "jobs"
-        for slug in sorted(os.listdir(jobs)) if jobs.is_dir() else ():
+        """Every job the journal knows of, by job name: its own record, else what its submission record says."""
+        states = self.submitted_states()
+        for slug in sorted(self.recorded_slugs()):
             state = self.read_state(slug)
             if state is not None:
                 states[state.name] = state
         return states
 
+    def write_submission(self, key: str, submission: Submission) -> None:
+        folder = self.dir / SUBMITTED_DIR
+        folder.mkdir(exist_ok=True)
+        write_atomic(folder / f"{key}.json", submission.model_dump_json())
+
+    def drop_submission(self, key: str) -> None:
+        (self.dir / SUBMITTED_DIR / f"{key}.json").unlink(missing_ok=True)
+
+    def submissions(self) -> dict[str, Submission]:
+        """The submission records by key; a damaged one is moved aside (its jobs read as never submitted)."""
+        folder = self.dir / SUBMITTED_DIR
+        try:
+            names = sorted(name for name in os.listdir(folder) if name.endswith(".json") and name[0] != ".")
+        except FileNotFoundError:
+            return {}
+        found: dict[str, Submission] = {}
+        for name in names:
+            path = folder / name
+            try:
+                found[name[:-5]] = Submission.model_validate_json(path.read_bytes())
+            except FileNotFoundError:
+                continue  # dropped meanwhile
+            except OSError as error:
+                raise RecordError(f"{path}: cannot read ({_first_line(error)})") from None
+            except (ValidationError, ValueError):
+                try:
+                    os.replace(path, path.with_name(name + ".corrupt"))
+                except OSError:
+                    pass  # another reader moved it first
+        return found
+
+    def submitted_states(self) -> dict[str, JobState]:
+        """What the submission records say of their jobs: PENDING, with the scheduler's id of each."""
+        states: dict[str, JobState] = {}
+        jobs = self.plan.jobs
+        for submission in self.submissions().values():
+            updated = submission.submitted or 0.0
+            for name, job_id in zip(submission.names, submission.task_ids()):
+                job = jobs.get(name)
+                if job is not None:
+                    states[name] = planned_state(job, slurm_job_id=job_id, reason=SUBMITTED_REASON, updated=updated)
+        return states
+
     def all_states(self) -> dict[str, JobState]:
-        """Every planned job's state: its record, or PENDING when it has none yet."""
+        """Every planned job's state: as read_states says, or PENDING when the journal knows nothing of it yet."""
         states = self.read_states()
         return {name: states.get(name) or planned_state(job) for name, job in self.plan.jobs.items()}
 

@@ -16,10 +16,10 @@ from ptycho_batch.campaign.config import user_resources
 from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.executors.base import Finalize
 from ptycho_batch.executors.outcomes import propagate_skips, settle
-from ptycho_batch.executors.slurm import cluster, poll, submission
+from ptycho_batch.executors.slurm import cluster, poll
 from ptycho_batch.journal.lock import campaign_lock
 from ptycho_batch.journal.records import FailureClass, JobState, State
-from ptycho_batch.journal.store import Run, list_runs
+from ptycho_batch.journal.store import SUBMITTED_REASON, Run, list_runs
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.util.errors import SlurmCommandError
 from ptycho_batch.util.progress import spinner
@@ -95,14 +95,15 @@ class SlurmExecutor:
 
     def submit_all(self, plan: Plan, run: Run, states: dict[str, JobState]) -> None:
         """One sbatch per plain job and per array chunk, in dependency order, for every unfinished job that
-        has no SLURM id yet. A job sbatch refuses is recorded FAILED (`submit`) and its dependents SKIPPED;
-        an unreachable controller stops the submission (SlurmCommandError) and the next submit goes on."""
+        has no SLURM id yet, each call recorded by one submission record (no file per job). A job sbatch
+        refuses is recorded FAILED (`submit`) and its dependents SKIPPED; an unreachable controller stops the
+        submission (SlurmCommandError) and the next submit goes on."""
+        from ptycho_batch.executors.slurm import submission  # submitit: only a submit needs it, not a viewer
+
         name = job_name(plan, run)
         run.update_info(slurm_job_name=name)
         for job_key, slurm_id in submission.adopt_leftovers(run, name).items():
-            states[job_key].state, states[job_key].slurm_job_id = State.PENDING, slurm_id
-            states[job_key].reason = "submitted"
-            run.write_state(plan.jobs[job_key].slug, states[job_key])
+            _submitted(states[job_key], slurm_id)
         defaults = user_resources()
         max_array = cluster.max_array_size()
         array_ids: dict[str, list[str]] = {}   # base job -> SLURM ids to depend on
@@ -122,17 +123,14 @@ class SlurmExecutor:
                 [names[start:start + max_array] for start in range(0, len(names), max_array)]
             for chunk in chunks:
                 try:
-                    chunk_ids, intent = submission.submit(run, chunk, job_name=name, options=options, after=after,
-                                                          parallelism=first.array_parallelism)
+                    chunk_ids = submission.submit(run, chunk, job_name=name, options=options, after=after,
+                                                  parallelism=first.array_parallelism)
                 except submission.SbatchRefused as refused:
                     self._refused(run, plan, states, chunk, str(refused))
                     continue
                 self.sbatch_calls += 1
-                for job_key, slurm_id in zip(chunk, chunk_ids):
-                    state = states[job_key]
-                    state.state, state.slurm_job_id, state.reason = State.PENDING, slurm_id, "submitted"
-                    run.write_state(plan.jobs[job_key].slug, state)
-                intent.unlink(missing_ok=True)
+                for job_key, slurm_id in zip(chunk, chunk_ids):  # journaled by the call's one record
+                    _submitted(states[job_key], slurm_id)
                 ids.append(chunk_ids[0].split("_")[0])
             if ids:
                 array_ids[base] = ids
@@ -155,6 +153,11 @@ class SlurmExecutor:
             return array_ids[base]
         state = states[need]
         return [] if state.final or not state.slurm_job_id else [state.slurm_job_id]
+
+
+def _submitted(state: JobState, slurm_id: str) -> None:
+    """In memory, what the submission record says of a job (readers derive the same from it)."""
+    state.state, state.slurm_job_id, state.reason = State.PENDING, slurm_id, SUBMITTED_REASON
 
 
 def reattach_target(campaign_dir: Path) -> Run | None:

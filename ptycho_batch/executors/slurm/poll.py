@@ -58,8 +58,8 @@ def accounting(run: Run) -> bool:
 
 
 def _refresh(run: Run, plan: Plan) -> None:
-    skip_downstream(run, plan)  # first: SLURM cancels dependents of a failure, they must read SKIPPED
-    states = run.read_states()
+    states = run.read_states()  # one read per poll, kept up to date below
+    skip_downstream(run, plan, states)  # first: SLURM cancels dependents of a failure, they must read SKIPPED
     live = {name: s for name, s in states.items() if not s.final and s.slurm_job_id}
     try:
         seen, accounted = _ask(run, [s.slurm_job_id for s in live.values() if s.slurm_job_id])
@@ -67,24 +67,36 @@ def _refresh(run: Run, plan: Plan) -> None:
         _unreachable(run, f"{error.argv[0]}: {error.reason}")
         return  # the scheduler did not answer: keep the journal as it is and try again later
     _unreachable(run, None)
+    recorded = run.recorded_slugs()  # after sacct: a record the node wrote meanwhile is read below
     for name in (name for name in plan.jobs if name in live):  # upstream first: SLURM cancels a dependent
         state = live[name]                                     # of a failure, which must then read SKIPPED
-        current = run.read_state(plan.jobs[name].slug) or state  # the node may have written meanwhile
-        _apply(run, plan, name, current, seen.get(state.slurm_job_id or ""), accounted)
-    skip_downstream(run, plan)
+        slug = plan.jobs[name].slug
+        own = run.read_state(slug) if slug in recorded else None  # the node may have written meanwhile
+        slurm = seen.get(state.slurm_job_id or "")
+        if own is None and _still_queued(slurm):
+            continue  # its submission record says so already: no file per queued task
+        states[name] = current = own or state
+        _apply(run, plan, name, current, slurm, accounted, states)
+    skip_downstream(run, plan, states)
+
+
+def _still_queued(slurm: cluster.SlurmState | None) -> bool:
+    """Plainly waiting in the queue (no earlier run that ended, nothing for skip_downstream to act on)."""
+    return (slurm is not None and slurm.state == "PENDING" and not slurm.earlier_states
+            and slurm.reason != "DependencyNeverSatisfied")
 
 
 def _ask(run: Run, ids: list[str]) -> tuple[dict[str, cluster.SlurmState], bool]:
     """What SLURM says of `ids` in one call, and whether it came from accounting."""
     if not ids:
         return {}, True
-    if accounting(run):  # array master ids too: a task cancelled before it started is only in its array's range
-        return cluster.sacct_states([*ids, *_masters(ids)]), True
+    if accounting(run):  # an array's master id answers for all its tasks (one cancelled while queued too)
+        return cluster.sacct_states([*(i for i in ids if "_" not in i), *_masters(ids)]), True
     return cluster.squeue_states(ids), False
 
 
 def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.SlurmState | None,
-           accounted: bool) -> None:
+           accounted: bool, states: dict[str, JobState]) -> None:
     """Fold one SLURM state into the journal record (the node's own final record always wins)."""
     if state.final:
         return
@@ -121,7 +133,7 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
         return  # COMPLETING and the like: the verdict comes with the next poll
     if slurm.state in REQUEUED_BY_SLURM and _requeued_by_slurm(run, plan, name, state, slurm):
         return
-    if slurm.state == "CANCELLED" and _upstream_failed(plan, name, run.read_states()):
+    if slurm.state == "CANCELLED" and _upstream_failed(plan, name, states):
         return  # SLURM dropped it for a failed dependency: skip_downstream records SKIPPED with the reason
     if slurm.state == "CANCELLED":
         requested = " (requested)" if run.cancel_requested(plan.jobs[name].slug) else ""
@@ -208,9 +220,9 @@ def _finish(run: Run, plan: Plan, name: str, state: JobState, final: State, klas
     settle(run, plan.jobs[name], state, final, klass, line, runtime=plan.runtimes[plan.jobs[name].backend])
 
 
-def skip_downstream(run: Run, plan: Plan) -> list[str]:
-    """Record SKIPPED for jobs whose upstream did not complete, and cancel them in SLURM."""
-    skipped = propagate_skips(run, plan, run.read_states())
+def skip_downstream(run: Run, plan: Plan, states: dict[str, JobState]) -> list[str]:
+    """Record SKIPPED for jobs whose upstream did not complete (in `states` too), and cancel them in SLURM."""
+    skipped = propagate_skips(run, plan, states)
     ids = [s.slurm_job_id for s in skipped if s.slurm_job_id]
     if ids:
         try:

@@ -1,21 +1,22 @@
-"""One sbatch call: its options computed from one job alone, and an intent record that survives a crash.
+"""One sbatch call: its options computed from one job alone, and one submission record that survives a crash.
 
 Why fresh options per call: submitit's `update_parameters` accumulates, so one executor reused for a
 campaign leaked a job's partition, memory, CPUs and dependency into every later job. Each call here builds
 a new submitit executor from the job's own resources (user config defaults under the campaign's), and
 passes `time=None` so that a job without a limit gets the partition's default, not submitit's 5 minutes.
 
-Why intents: a submitter killed while sbatch runs leaves a job in SLURM that the journal does not know.
-Before each sbatch call an intent file names the jobs it submits and is passed as the job's `--comment`;
-it is removed once their SLURM ids are journaled. The next submit finds leftover intents in `squeue` by
-comment (adopting the ids, and putting in place the pickle a killed submitter had not moved yet) or
-submits their jobs again, so nothing is submitted twice.
+Why one record per call, not per job: an array of 10,000 tasks must cost the file system a few files
+(the journal's `Submission`: names, SLURM id, time, options); each task's own record is written by its
+runner on the node. The record is written before sbatch without an id (an intent), its key passed as the
+job's `--comment`, and rewritten with the id once sbatch answers. A submitter killed in between leaves an
+intent: the next submit finds it in `squeue` by comment (adopting the id, and putting in place the pickle
+a killed submitter had not moved yet) or drops it and submits its jobs again, so nothing is submitted twice.
 """
 
 from __future__ import annotations
 
 import io
-import json
+import time
 import uuid
 from collections.abc import Sequence
 from contextlib import redirect_stderr
@@ -29,9 +30,9 @@ from ptycho_batch.campaign.plan import PlannedJob
 from ptycho_batch.campaign.spec import Resources, Scalar
 from ptycho_batch.executors.slurm import cluster
 from ptycho_batch.executors.slurm.node import run_on_node
+from ptycho_batch.journal.records import Submission
 from ptycho_batch.journal.store import Run
 from ptycho_batch.util.errors import SlurmCommandError
-from ptycho_batch.util.fsio import write_json
 
 # submitit always asks for a warning signal (USR2) this long before the limit; the node ignores it and
 # stops the job at the limit itself (node.py)
@@ -65,18 +66,21 @@ def sbatch_options(job: PlannedJob, defaults: Resources) -> dict[str, Scalar]:
 
 
 def submit(run: Run, names: Sequence[str], *, job_name: str, options: dict[str, Scalar], after: Sequence[str],
-           parallelism: int | None) -> tuple[list[str], Path]:
-    """One sbatch call for `names` (one job, or one array): their SLURM ids, in order, and the intent file,
-    which the caller removes once the ids are journaled.
+           parallelism: int | None) -> list[str]:
+    """One sbatch call for `names` (one job, or one array), recorded once for all of them: their SLURM ids,
+    in order.
 
     Raises SbatchRefused when sbatch refuses the job, SlurmCommandError when the controller is unreachable.
     """
-    intent = _write_intent(run, names)
+    key = f"ptybatch-{uuid.uuid4().hex[:16]}"
+    record = Submission(names=list(names), array=len(names) > 1,
+                        options={**options, **({"dependency": "afterok:" + ":".join(after)} if after else {})})
+    run.write_submission(key, record)
     folder = _submitit_dir(run)
     folder.mkdir(parents=True, exist_ok=True)  # before sbatch: a job whose --output folder is missing fails
     executor = submitit.SlurmExecutor(folder=folder)
     parameters: dict[str, Any] = {"job_name": job_name, "time": None, "signal_delay_s": SIGNAL_DELAY_S,
-                                  "comment": intent.stem, "additional_parameters": dict(options)}
+                                  "comment": key, "additional_parameters": dict(options)}
     if after:
         parameters["dependency"] = "afterok:" + ":".join(after)
     if parallelism:
@@ -85,37 +89,42 @@ def submit(run: Run, names: Sequence[str], *, job_name: str, options: dict[str, 
     try:
         with redirect_stderr(io.StringIO()):  # submitit prints sbatch's complaint; the error carries it
             if len(names) == 1:
-                return [executor.submit(run_on_node, str(run.dir), names[0]).job_id], intent
-            with executor.batch():
-                handles = [executor.submit(run_on_node, str(run.dir), name) for name in names]
-            return [handle.job_id for handle in handles], intent
+                ids = [executor.submit(run_on_node, str(run.dir), names[0]).job_id]
+            else:
+                with executor.batch():
+                    handles = [executor.submit(run_on_node, str(run.dir), name) for name in names]
+                ids = [handle.job_id for handle in handles]
     except (FailedJobError, FailedSubmissionError, OSError) as error:
         message = _last_line(str(error))
         if isinstance(error, OSError) or any(marker in message for marker in _UNREACHABLE):
             if isinstance(error, OSError):
-                intent.unlink(missing_ok=True)  # sbatch never ran; after a timeout the job may exist: keep it
+                run.drop_submission(key)  # sbatch never ran; after a timeout the job may exist: keep the intent
             raise SlurmCommandError(["sbatch"], message) from None
-        intent.unlink(missing_ok=True)  # refused: nothing reached SLURM
+        run.drop_submission(key)  # refused: nothing reached SLURM
         raise SbatchRefused(message) from None
+    run.write_submission(key, record.model_copy(update={"job_id": ids[0].split("_")[0], "submitted": time.time()}))
+    return ids
 
 
 def adopt_leftovers(run: Run, job_name: str) -> dict[str, str]:
-    """Jobs a killed submitter had sent to SLURM without journaling: job name -> SLURM id, found in squeue
-    by the intent's comment. Intents SLURM does not know are dropped (their jobs are submitted again)."""
-    intents = sorted(_intent_dir(run).glob("*.json"))
+    """Jobs a killed submitter had sent to SLURM before recording their ids: job name -> SLURM id, found in
+    squeue by the intent's comment and recorded now. Intents SLURM does not know are dropped (their jobs
+    are submitted again)."""
+    intents = {key: record for key, record in run.submissions().items() if record.job_id is None}
     if not intents:
         return {}
     queued = cluster.queued_by_comment(job_name)
     adopted: dict[str, str] = {}
-    for path in intents:
-        names = json.loads(path.read_text())["names"]
-        master = queued.get(path.stem)
-        if master is not None:
-            ids = [master] if len(names) == 1 else [f"{master}_{index}" for index in range(len(names))]
-            for name, job_id in zip(names, ids):
-                _ensure_pickle(run, name, job_id)
-            adopted.update(zip(names, ids))
-        path.unlink(missing_ok=True)
+    for key, record in intents.items():
+        master = queued.get(key)
+        if master is None:
+            run.drop_submission(key)
+            continue
+        record = record.model_copy(update={"job_id": master, "submitted": time.time()})
+        for name, job_id in zip(record.names, record.task_ids()):
+            _ensure_pickle(run, name, job_id)
+        run.write_submission(key, record)
+        adopted.update(zip(record.names, record.task_ids()))
     return adopted
 
 
@@ -128,22 +137,11 @@ def _ensure_pickle(run: Run, name: str, job_id: str) -> None:
         DelayedSubmission(run_on_node, str(run.dir), name).dump(pickle)
 
 
-def _write_intent(run: Run, names: Sequence[str]) -> Path:
-    path = _intent_dir(run) / f"ptybatch-{uuid.uuid4().hex[:16]}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"names": list(names)})
-    return path
-
-
 def _submitit_dir(run: Run) -> Path:
     """submitit's files, in one folder that exists before any sbatch call (not one per job id, which
     submitit creates only after sbatch returns: a submitter killed in between left jobs that could not
     open their output file)."""
     return run.dir / "slurm" / "submitit"
-
-
-def _intent_dir(run: Run) -> Path:
-    return run.dir / "slurm" / "intents"
 
 
 def _last_line(text: str) -> str:
