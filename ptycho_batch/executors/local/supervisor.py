@@ -10,6 +10,7 @@ Its own output (nothing, unless something goes wrong) goes to `<run>/supervisor.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -55,6 +56,7 @@ def _detach(run: Run) -> None:
 
 
 def _supervise(run: Run, lock: IO[str], body: Callable[[], None]) -> int:
+    gc.freeze()  # the plan and the imported modules live until exit: the collector need not walk them per job
     try:
         record_owner(run.campaign_dir, run.id, os.getpid())
         body()
