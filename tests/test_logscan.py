@@ -67,3 +67,50 @@ def test_strip_ansi_equals_the_regex_on_any_mix_of_escapes() -> None:
         assert strip_ansi(text) == _ANSI.sub("", text), repr(text)
     bar = "\r\x1b[32m10/100\x1b[0m [==] loss: 0.5" * 1000
     assert strip_ansi(bar) == _ANSI.sub("", bar)
+
+
+def _dense_bar(width: int, steps: int, colour: bool = True) -> str:
+    """A progress bar redrawn `steps` times on one line, each drawing `width` visible columns or fewer."""
+    def code(text: str) -> str:
+        return f"\x1b[32m{text}\x1b[0m" if colour else text
+    return "".join(f"\r{code(f'{s}/{steps}')} [{'=' * (s * 20 // steps):<20}] loss: 0.{s:04d}"[:width + 10]
+                   for s in range(steps))
+
+
+@pytest.mark.parametrize("chunk", [64, 777, 1 << 22])
+@pytest.mark.parametrize("window", [100, logscan.DRAWING_BYTES])
+def test_dense_bars_render_as_the_whole_read(tmp_path: Path, chunk: int, window: int,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dropping overdrawn drawings changes nothing a terminal shows: coloured and plain bars, trailing
+    carriage returns, a last drawing longer than the window, CRLF lines, a bar with no newline at the end."""
+    path = tmp_path / "job.log"
+    text = "".join([
+        "Epoch 1\n", _dense_bar(60, 400), "\n", "loss: 0.1\n",
+        _dense_bar(60, 300, colour=False), "\r\r\n",
+        "\rstart" + "\r" + "x" * 3000 + " loss: 0.7\n",     # the last drawing alone is longer than the window
+        "windows line\r\n", "a\rb\rcc\n",
+        "Traceback (most recent call last):\n", "\x1b[31mRuntimeError: red\x1b[0m\n",
+        _dense_bar(60, 200)])
+    path.write_bytes(text.encode())
+    monkeypatch.setattr(logscan, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(logscan, "DRAWING_BYTES", window)
+    scan = logscan.scan_log(path, OBSERVE, LINE_PATTERNS, TAIL_LINES, KEYWORDS)
+    lines = clean_text(text).splitlines()
+    assert scan.metrics == extract_metrics("\n".join(lines), OBSERVE)[0]
+    assert scan.series["loss"][-1] == 0.0199 and 0.7 in scan.series["loss"]
+    assert scan.tail == lines[-TAIL_LINES:]
+    assert "RuntimeError: red" in scan.lines
+
+
+def test_overdrawn_cut_keeps_what_a_terminal_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logscan, "DRAWING_BYTES", 50)
+    bar = _dense_bar(40, 100).encode()
+    cut = logscan._drop_overdrawn(b"head\n" + bar + b"\ntail\n")
+    assert len(cut) < len(bar) // 10 and cut.startswith(b"head\n\r") and cut.endswith(b"\ntail\n")
+    assert clean_text(cut.decode()) == clean_text("head\n" + bar.decode() + "\ntail\n")
+    # an OSC sequence (title) may hold a carriage return: such a chunk is left whole
+    osc = b"\x1b]0;a\rb\x07" + bar + b"\n"
+    assert logscan._drop_overdrawn(osc) == osc
+    # a bar that shrank: the terminal would show the end of the longer early drawing; documented loss
+    shrank = ("\r" + "L" * 80 + "".join(f"\rshort {i}" for i in range(40))).encode()
+    assert clean_text(logscan._drop_overdrawn(shrank).decode()) == "short 39"

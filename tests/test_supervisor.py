@@ -131,3 +131,17 @@ def test_a_killed_supervisor_leaves_lost_jobs_that_the_next_submit_reruns(tmp_pa
     assert again.returncode == 0, again.stdout + again.stderr
     rerun = records(runs_of(out)[-1])
     assert rerun["long"]["state"] == "COMPLETED" and not rerun["long"].get("cached_from")
+
+
+def test_follower_wakes_when_its_supervisor_exits(tmp_path: Path) -> None:
+    """`pause` (the follower's sleep) ends as soon as the supervisor this process started is gone."""
+    from ptycho_batch.executors.local import supervisor
+    from ptycho_batch.journal.store import create_run
+
+    run = create_run(tmp_path / "t", "r1")
+    with open(tmp_path / "lock", "a+") as lock:
+        supervisor.start(run, lock, lambda: time.sleep(0.2))
+    started = time.monotonic()
+    supervisor.pause(run, 60)
+    assert time.monotonic() - started < 30 and run.dir not in supervisor._exits
+    supervisor.pause(run, 0.01)  # afterwards a plain sleep

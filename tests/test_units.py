@@ -98,3 +98,30 @@ def test_cycle_is_named() -> None:
     assert topological_order({"a": ["b"], "b": [], "c": ["a"]}) == ["b", "a", "c"]
     chain = {f"j{i}": [f"j{i - 1}"] if i else [] for i in range(20000)}
     assert topological_order(chain)[-1] == "j19999", "a long chain must not hit the recursion limit"
+
+
+def test_matrix_plan_round_trips_through_plan_json(tmp_path) -> None:
+    """Planned jobs are built without a second validation and share what their cells have in common: the
+    frozen plan.json must still read back as the same plan, and no cell's data may alias another's."""
+    import yaml
+
+    from ptycho_batch.campaign.plan import Plan
+    from ptycho_batch.engine.session import prepare
+
+    campaign = {"campaign": "m", "backends": {"a": {"runtime": "host", "env": {"LR": "{lr}"}, "pass_env": ["HOME"]}},
+                "defaults": {"params": {"lr": 0.1}, "timeout_min": 3},
+                "jobs": {"prep": {"backend": "a", "command": ["echo", "{lr}"],
+                                  "artifacts": {"model": {"path": "m.txt", "digest": "sha1"}}},
+                         "train": {"backend": "a", "needs": ["prep"], "matrix": {"seed": [1, 2], "size": [8, 16]},
+                                   "command": ["echo", "{seed}", "{jobs.prep.artifacts.model}"],
+                                   "log": "train_{seed}_{size}.log", "observe": {"loss": "loss: ([0-9.]+)"},
+                                   "artifacts": {"out": {"path": "o_{seed}.txt", "as": "out_{seed}_{size}.txt"}},
+                                   "fallback": [{"when": {"exit_code": 3}, "params": {"lr": 0.01}, "note": "lr"}]}}}
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    plan = prepare(path).plan
+    assert Plan.model_validate_json(plan.model_dump_json()) == plan
+    cells = [job for job in plan.jobs.values() if job.base == "train"]
+    assert len(cells) == 4 and len({job.log for job in cells}) == 4 and all(job.needs == ["prep"] for job in cells)
+    assert len({id(job.params) for job in cells}) == 4 and len({id(job.argv) for job in cells}) == 4
+    assert [job.fallbacks[0].params["lr"] for job in cells] == [0.01] * 4 and cells[0].env == {"LR": "0.1"}

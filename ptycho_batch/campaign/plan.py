@@ -92,6 +92,9 @@ class PlannedJob(BaseModel):
         return self.resources.gpus or 0
 
 
+_PLANNED_FIELDS = set(PlannedJob.model_fields)   # every field is given: one set shared by every planned job
+
+
 class Plan(BaseModel):
     campaign: str
     title: str
@@ -178,12 +181,29 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
         backend = campaign.backends[job.backend]
         report_dir = out / (backend.report_dir or campaign.summary_dir)
         expanded[base] = []
+        declared_env = {**campaign.defaults.env, **backend.env, **job.env}
+        used = _names_used(job, declared_env, job.fallback + backend.fallback)
+        needs = [n for need in job.needs for n in expanded[need]]
+        param_names = {**campaign.defaults.params, **job.params, **dict.fromkeys(job.matrix)}
+        # what every cell of this job shares is built once: a 65,536-cell matrix holds one copy, not 65,536
+        shared: dict[str, Any] = dict(
+            base=base, needs=needs, used_params=sorted(used & set(param_names)),
+            binds=sorted({str(Path(p).parent) for p in data.values()} |
+                         {str(Path(a.dest).parent) for n in needs for a in jobs[n].artifacts.values()}),
+            backend=job.backend, stage=job.stage, runtime=runtimes[job.backend],
+            pass_env=list(dict.fromkeys(backend.pass_env + job.pass_env)), report_dir=str(report_dir),
+            observe={k: v if isinstance(v, str) else v.pattern for k, v in job.observe.items()},
+            observe_required=[k for k, v in job.observe.items() if not isinstance(v, str) and v.required],
+            data_digests={k: data_digests[k] for k in sorted(data) if f"data.{k}" in used},
+            expect=job.expect, timeout_min=job.timeout_min or campaign.defaults.timeout_min,
+            resources=job.resources or campaign.defaults.resources, required=job.backend in required,
+            signatures=campaign.signatures, requeue=job.requeue, array_parallelism=job.array_parallelism)
+        envs: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}   # equal rendered envs: one dict
         for cell in _matrix_cells(job.matrix):
             name = _cell_name(base, cell)
             slug = slugify(name)
             params = {**campaign.defaults.params, **job.params, **cell}
             workdir = run_dir / "work" / slug
-            needs = [n for need in job.needs for n in expanded[need]]
             values: dict[str, Any] = {**params, "workdir": workdir}
             values |= {f"data.{k}": v for k, v in data.items()}
             for need in job.needs:
@@ -191,8 +211,6 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                 if len(upstream_cells) == 1:
                     for art_name, art in jobs[upstream_cells[0]].artifacts.items():
                         values[f"jobs.{need}.artifacts.{art_name}"] = art.dest
-            declared_env = {**campaign.defaults.env, **backend.env, **job.env}
-            used = _names_used(job, declared_env, job.fallback + backend.fallback)
             def path(template: str, loc: tuple[Any, ...], check: Callable[[str], str] = _relative_inside,
                      values: dict[str, Any] = values, name: str = name, base: str = base) -> str:
                 return _rendered_path(template, values, check, located, ("jobs", base, *loc), name)
@@ -222,26 +240,14 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                 problems.append(f"{located.where(('jobs', base))}: jobs.{base}: template {{{missing.args[0]}}} has no "
                                 "single value here (a matrix job's artifacts cannot be named by a downstream job)")
                 continue
-            log = report_dir / "cli" / log_name
-            claim(str(log), name, "log", ("jobs", base, "log"))
+            log_path = str(report_dir / "cli" / log_name)
+            claim(log_path, name, "log", ("jobs", base, "log"))
             for art_name, art in artifacts.items():
                 claim(art.dest, name, "artifact", ("jobs", base, "artifacts", art_name))
-            jobs[name] = PlannedJob(
-                name=name, slug=slug, base=base, backend=job.backend, stage=job.stage,
-                runtime=runtimes[job.backend], argv=argv, params=params, env=env,
-                pass_env=list(dict.fromkeys(backend.pass_env + job.pass_env)), needs=needs, log=str(log),
-                report_dir=str(report_dir), workdir=str(workdir), artifacts=artifacts,
-                observe={k: v if isinstance(v, str) else v.pattern for k, v in job.observe.items()},
-                observe_required=[k for k, v in job.observe.items() if not isinstance(v, str) and v.required],
-                used_params=sorted(used & set(params)),
-                data_digests={k: data_digests[k] for k in sorted(data) if f"data.{k}" in used},
-                expect=job.expect, timeout_min=job.timeout_min or campaign.defaults.timeout_min,
-                resources=job.resources or campaign.defaults.resources, required=job.backend in required,
-                binds=sorted({str(Path(p).parent) for p in data.values()} |
-                             {str(Path(a.dest).parent) for n in needs for a in jobs[n].artifacts.values()}),
-                fallbacks=fallbacks,
-                signatures=campaign.signatures, requeue=job.requeue,
-                array_parallelism=job.array_parallelism)
+            jobs[name] = PlannedJob.model_construct(  # built from validated parts: no second validation
+                _PLANNED_FIELDS, **shared, name=name, slug=slug, argv=argv, params=params,
+                env=envs.setdefault(tuple(env.items()), env), log=log_path, workdir=str(workdir), artifacts=artifacts,
+                fallbacks=fallbacks)
             expanded[base].append(name)
     if problems:
         raise SpecError(problems)

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ptycho_batch.executors.local.supervisor import pause
 from ptycho_batch.executors.registry import executor_of, refresh
 from ptycho_batch.journal.reader import JournalCache
 from ptycho_batch.journal.records import JobState
@@ -37,4 +38,4 @@ def follow(run: Run, on_change: Callable[[JobState], None], *, interval: float =
         if (stop is not None and stop.is_set()) or (deadline is not None and time.monotonic() > deadline):
             return cache.states
         wait = interval if changed else min(wait * 1.5, MAX_INTERVAL_S)
-        time.sleep(wait)
+        pause(run, wait)   # cut short when the run's local supervisor exits

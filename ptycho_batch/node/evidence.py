@@ -18,7 +18,7 @@ from pathlib import Path
 from ptycho_batch.campaign.plan import PlannedJob
 from ptycho_batch.journal.layout import ReportDir
 from ptycho_batch.journal.records import JobState
-from ptycho_batch.util.fsio import write_atomic, write_json
+from ptycho_batch.util.fsio import ensure_dirs, write_atomic, write_json
 
 MANIFEST_DIR = ".evidence"
 HISTORY_DIR = "history"
@@ -44,7 +44,7 @@ def evidence_files(job: PlannedJob, state: JobState) -> list[str]:
 def record_evidence(job: PlannedJob, run_dir: Path, state: JobState) -> None:
     """The manifest of what this run wrote for `job` (after each attempt)."""
     path = _manifest(job)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dirs(path.parent)
     write_json(path, {"run_dir": str(run_dir), "run_id": run_dir.name, "job": job.name, "slug": job.slug,
                       "cache_key": state.cache_key, "files": evidence_files(job, state)})
 

@@ -20,6 +20,7 @@ from ptycho_batch.node.observe import clean_text, extract_metrics
 
 CHUNK_BYTES = 4 * 1024 * 1024
 MAX_LINE_BYTES = 1024 * 1024   # a longer line (a progress bar without a newline) keeps only its end
+DRAWING_BYTES = 1024   # of a line redrawn with carriage returns, the drawings in its last 1 KB are rendered
 
 
 @dataclass
@@ -31,9 +32,37 @@ class LogScan:
     tail: list[str] = field(default_factory=list)
 
 
+def _drop_overdrawn(data: bytes) -> bytes:
+    """`data` without the drawings that later ones cover, in lines redrawn with `\r` (a progress bar:
+    thousands of drawings on one line): of such a line only what starts at its first `\r` within the last
+    DRAWING_BYTES is kept (the last drawing always whole), so the overwritten bulk is never decoded,
+    cleaned or rendered. What a terminal shows differs only where an earlier drawing was longer than every
+    later one (a bar that shrank). An OSC escape (ended by BEL or ESC \\) may hold a `\r`: a chunk with
+    one of those is left whole."""
+    if b"\r" not in data or b"\x07" in data or (b"\\" in data and b"\x1b\\" in data):
+        return data
+    pieces: list[bytes] = []
+    done = 0
+    at = data.find(b"\r")
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        end = len(data) if end < 0 else end
+        body = end
+        while body > start and data[body - 1] == 13:   # trailing carriage returns draw nothing
+            body -= 1
+        last = data.rfind(b"\r", start, body)
+        if body - start > DRAWING_BYTES and last > start:
+            cut = data.find(b"\r", body - DRAWING_BYTES, body)
+            pieces += [data[done:start], data[cut if 0 <= cut < last else last:end]]
+            done = end
+        at = data.find(b"\r", end)
+    return b"".join([*pieces, data[done:]]) if pieces else data
+
+
 def _text(data: bytes) -> str:
     """Cleaned text, as a terminal shows it (a progress bar's `\r` steps overwrite each other)."""
-    return clean_text(data.decode(errors="replace"))
+    return clean_text(_drop_overdrawn(data).decode(errors="replace"))
 
 
 def _chunks(path: Path) -> Iterable[str]:

@@ -104,12 +104,20 @@ class ProcessRegistry:
             self.stop(pid)
 
 
+_subreaper_pid: int | None = None
+
+
 def become_subreaper() -> None:
-    """Orphans of this process's jobs are re-parented here (Linux; harmless where it is refused)."""
+    """Orphans of this process's jobs are re-parented here (Linux; harmless where it is refused). Once per
+    process (the flag stays set, but a fork does not inherit it): loading libc costs a millisecond a job."""
+    global _subreaper_pid
+    if _subreaper_pid == os.getpid():
+        return
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+    _subreaper_pid = os.getpid()
 
 
 def new_job_token() -> str:

@@ -22,11 +22,14 @@ PROBE_ARGV = ["python", "-m", "ptycho_batch.node.probe"]
 PROBE_FILE = str(Path(__file__).with_name("probe.py"))   # for environments without ptycho_batch (host, python:)
 
 
-def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300) -> dict[str, Any]:
+_collected: dict[Path, dict[str, Any]] = {}   # by record path: this process's jobs share one read
+
+
+def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300, identity: str | None = None) -> dict[str, Any]:
     """Probe inside `runtime` with `launch`'s env, workdir and binds; never raises for a failed probe."""
     argv = list(PROBE_ARGV) if runtime.sees_package else ["python", PROBE_FILE]
     probe_launch = dataclasses.replace(launch, argv=argv)
-    record: dict[str, Any] = {"runtime": runtime.name, "identity": runtime.identity()}
+    record: dict[str, Any] = {"runtime": runtime.name, "identity": identity or runtime.identity()}
     try:
         result = subprocess.run(runtime.argv(probe_launch), env=runtime.env(probe_launch), cwd=launch.workdir,
                                 capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
@@ -40,13 +43,18 @@ def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300) -> dict[st
     return record
 
 
-def collect_once(cache_dir: Path, runtime: Runtime, launch: Launch) -> dict[str, Any]:
-    """`collect`, run once per runtime identity and shared (through `cache_dir`) by that backend's jobs."""
+def collect_once(cache_dir: Path, runtime: Runtime, launch: Launch, identity: str) -> dict[str, Any]:
+    """`collect`, run once per runtime identity and shared (through `cache_dir`) by that backend's jobs
+    (remembered in this process too, so the supervisor's hundreds of jobs neither lock nor read it)."""
+    record_path = cache_dir / f"{hashlib.sha1(identity.encode()).hexdigest()[:16]}.json"
+    if record_path in _collected:
+        return _collected[record_path]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    record_path = cache_dir / f"{hashlib.sha1(runtime.identity().encode()).hexdigest()[:16]}.json"
     with locked(record_path.with_suffix(".lock")):
         if record_path.exists():
-            return json.loads(record_path.read_text())
-        record = collect(runtime, launch)
-        write_json(record_path, record)
-        return record
+            record = json.loads(record_path.read_text())
+        else:
+            record = collect(runtime, launch, identity=identity)
+            write_json(record_path, record)
+    _collected[record_path] = record
+    return record

@@ -16,6 +16,7 @@ import subprocess
 import time
 import traceback
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from ptycho_batch.campaign.plan import PlannedFallback, PlannedJob, cache_key, cache_parts
 from ptycho_batch.campaign.spec import FallbackWhen
@@ -40,21 +41,21 @@ from ptycho_batch.node.triage import KEYWORDS, LINE_PATTERNS, TAIL_LINES, classi
 from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.util.digests import path_digest
 from ptycho_batch.util.errors import RuntimeUnavailable
-from ptycho_batch.util.fsio import write_atomic, write_json
+from ptycho_batch.util.fsio import ensure_dirs, write_atomic, write_json
 from ptycho_batch.util.procs import process_start_time
 
 HOSTNAME = socket.gethostname()
 
 
-_made_dirs: set[Path] = set()
+_identities: WeakKeyDictionary[Runtime, str] = WeakKeyDictionary()
 
 
-def ensure_dirs(*folders: Path) -> None:
-    """mkdir -p, remembered per process: hundreds of jobs share a few report directories."""
-    for folder in folders:
-        if folder not in _made_dirs:
-            folder.mkdir(parents=True, exist_ok=True)
-            _made_dirs.add(folder)
+def runtime_identity(runtime: Runtime) -> str:
+    """A runtime's identity, asked once per process (it is fixed for a run: an interpreter's is cached
+    already, and asking costs PATH lookups or a container inspect per job otherwise)."""
+    if runtime not in _identities:
+        _identities[runtime] = runtime.identity()
+    return _identities[runtime]
 
 
 def upstream_digests(job: PlannedJob, states: dict[str, JobState]) -> dict[str, str]:
@@ -65,7 +66,7 @@ def upstream_digests(job: PlannedJob, states: dict[str, JobState]) -> dict[str, 
 
 def stamp_cache_key(job: PlannedJob, runtime: Runtime, state: JobState, upstream: dict[str, JobState]) -> None:
     """Record what this run of the job depends on (the one place a job's cache key is stamped)."""
-    state.cache_parts = cache_parts(job, runtime.identity(), upstream_digests(job, upstream))
+    state.cache_parts = cache_parts(job, runtime_identity(runtime), upstream_digests(job, upstream))
     state.cache_key = cache_key(state.cache_parts)
 
 
@@ -166,11 +167,13 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     log_path = Path(state.log or job.log)
     if state.attempt == 1:  # another run's evidence under the same names goes to history/ first
         preserve_evidence(job, run.dir, state.cache_key)
-    ensure_dirs(report.analysis, log_path.parent)
     workdir = Path(job.workdir)
-    if workdir.exists():  # a rerun starts from an empty scratch directory
+    ensure_dirs(report.analysis, log_path.parent, workdir.parent)
+    try:
+        workdir.mkdir()
+    except FileExistsError:  # a rerun starts from an empty scratch directory
         shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+        workdir.mkdir()
 
     argv = variant.argv if variant else job.argv
     token = new_job_token()
@@ -185,7 +188,8 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     runtime.prepare()
     # which image / venv / interpreter, framework and CUDA build produced this job's results
     write_json(report.record(job.slug, "provenance"),
-               {"job": job.name, **provenance.collect_once(run.dir / "provenance", runtime, launch)})
+               {"job": job.name, **provenance.collect_once(run.dir / "provenance", runtime, launch,
+                                                                  runtime_identity(runtime))})
     timed_out = False
     with open(log_path, "wb") as log:
         try:

@@ -46,6 +46,17 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         raise io_error(path, error) from None
 
 
+_made_dirs: set[Path] = set()
+
+
+def ensure_dirs(*folders: Path) -> None:
+    """mkdir -p, remembered per process: hundreds of jobs share a few report directories."""
+    for folder in folders:
+        if folder not in _made_dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            _made_dirs.add(folder)
+
+
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 

@@ -10,11 +10,15 @@ Its own output (nothing, unless something goes wrong) goes to `<run>/supervisor.
 
 from __future__ import annotations
 
+import gc
 import os
+import select
 import signal
 import socket
+import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 from ptycho_batch.journal.lock import record_owner
@@ -22,22 +26,37 @@ from ptycho_batch.journal.store import Run
 from ptycho_batch.util.procs import process_start_time
 
 LOG_NAME = "supervisor.log"
+_exits: dict[Path, int] = {}   # run dir -> read end of a pipe the supervisor holds open until it exits
 
 
 def start(run: Run, lock: IO[str], body: Callable[[], None]) -> int:
     """Fork the supervisor, which runs `body` and exits; return its pid once run.json names it."""
     ready_r, ready_w = os.pipe()
+    exit_r, exit_w = os.pipe()   # non-inheritable: jobs and probes do not hold it open
     pid = os.fork()
     if pid == 0:  # the supervisor
         os.close(ready_w)
+        os.close(exit_r)
         _detach(run)
         os.read(ready_r, 1)  # run.json names this process before it does anything (EOF if the parent died)
         os.close(ready_r)
         os._exit(_supervise(run, lock, body))
     os.close(ready_r)
+    os.close(exit_w)
+    _exits[run.dir] = exit_r
     run.update_info(supervisor={"pid": pid, "start": process_start_time(pid), "host": socket.gethostname()})
     os.close(ready_w)
     return pid
+
+
+def pause(run: Run, seconds: float) -> None:
+    """Sleep `seconds`, or less: until the supervisor of `run` exits, when this process started it (so a
+    foreground submit reports a finished run at once instead of at its next poll)."""
+    fd = _exits.get(run.dir)
+    if fd is None:
+        time.sleep(seconds)
+    elif select.select([fd], [], [], seconds)[0]:   # EOF: the supervisor is gone
+        os.close(_exits.pop(run.dir))
 
 
 def _detach(run: Run) -> None:
@@ -55,6 +74,7 @@ def _detach(run: Run) -> None:
 
 
 def _supervise(run: Run, lock: IO[str], body: Callable[[], None]) -> int:
+    gc.freeze()  # the plan and the imported modules live until exit: the collector need not walk them per job
     try:
         record_owner(run.campaign_dir, run.id, os.getpid())
         body()
