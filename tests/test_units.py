@@ -125,3 +125,42 @@ def test_matrix_plan_round_trips_through_plan_json(tmp_path) -> None:
     assert len(cells) == 4 and len({job.log for job in cells}) == 4 and all(job.needs == ["prep"] for job in cells)
     assert len({id(job.params) for job in cells}) == 4 and len({id(job.argv) for job in cells}) == 4
     assert [job.fallbacks[0].params["lr"] for job in cells] == [0.01] * 4 and cells[0].env == {"LR": "0.1"}
+
+
+def test_compact_plan_json_loads_to_the_same_plan_as_the_full_one(tmp_path) -> None:
+    """plan.json stores a matrix cell as what differs from its job's first cell; it must load to the plan that
+    was planned (and equal to what an older, one-full-record-a-job plan.json of it loads to), its cells sharing
+    the rest; a cell naming no earlier job, or an ill-typed own field, is a damaged plan (ValueError)."""
+    import json
+
+    import yaml
+
+    from ptycho_batch.campaign.plan import CELL_OF, load_plan, plan_json
+    from ptycho_batch.engine.session import prepare
+
+    campaign = {"campaign": "m", "backends": {"a": {"runtime": "host"}},
+                "jobs": {"prep": {"backend": "a", "command": ["echo", "prep"],
+                                  "artifacts": {"model": {"path": "m.txt"}}},
+                         "train": {"backend": "a", "needs": ["prep"], "matrix": {"seed": [1, 2, 3], "x": [1, 1.0]},
+                                   "command": ["echo", "{seed}", "{x}", "{jobs.prep.artifacts.model}"],
+                                   "env": {"X": "{x}"}, "artifacts": {"out": {"path": "o.txt", "as": "o_{seed}_{x}"}}},
+                         "after": {"backend": "a", "needs": ["train"], "command": ["echo", "done"]}}}
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    plan = prepare(path).plan
+    compact = plan_json(plan)
+    raw = json.loads(compact)["jobs"]
+    assert CELL_OF not in raw["prep"] and CELL_OF not in raw["train[seed=1,x=1]"] and "argv" in raw["after"]
+    assert raw["train[seed=2,x=1.0]"][CELL_OF] == "train[seed=1,x=1]" and "resources" not in raw["train[seed=2,x=1.0]"]
+    loaded = load_plan(compact)
+    assert loaded == plan and list(loaded.jobs) == list(plan.jobs)
+    assert load_plan(plan.model_dump_json(indent=1).encode()) == loaded   # an older run's plan.json
+    cells = [job for name, job in loaded.jobs.items() if job.base == "train"]
+    assert [c.params["x"] for c in cells] == [1, 1.0] * 3 and [type(c.params["x"]) for c in cells[:2]] == [int, float]
+    assert cells[1].env == {"X": "1.0"} and cells[0].env == {"X": "1"}
+    assert cells[1].resources is cells[0].resources and cells[1].params is not cells[0].params
+    for damage in ({CELL_OF: "nowhere", "name": "x"}, {CELL_OF: "train[seed=1,x=1]", "argv": "not a list"}):
+        broken = json.loads(compact)
+        broken["jobs"]["train[seed=3,x=1]"] = damage
+        with pytest.raises(ValueError):
+            load_plan(json.dumps(broken).encode())

@@ -6,6 +6,7 @@ executors and the job runner never look at the campaign file again.
 
 from __future__ import annotations
 
+import functools
 import graphlib
 import hashlib
 import itertools
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
+from pydantic_core import to_json
+from typing_extensions import TypedDict
 
 from ptycho_batch.campaign.data import digest_data
 from ptycho_batch.campaign.spec import (
@@ -112,6 +115,75 @@ class Plan(BaseModel):
     data_digests: dict[str, str] = Field(default_factory=dict)
     parity: list[ParityCheck] = Field(default_factory=list)
     backends: dict[str, Backend] = Field(default_factory=dict)   # to rebuild runtimes on a cluster node
+
+
+CELL_OF = "cell_of"   # plan.json: a matrix cell stored as what differs from the first cell of its job
+
+
+def plan_json(plan: Plan) -> bytes:
+    """plan.json's text: a matrix cell after its job's first is `{"cell_of": <first>, <the fields that differ>}`.
+
+    Why: a 10,000-cell job is then one full job and 10,000 small records, written, read and validated
+    several times faster than 10,000 full copies; `load_plan` expands it back to the same Plan."""
+    data = plan.model_dump(mode="json", exclude={"jobs"})
+    jobs: dict[str, dict[str, Any]] = {}
+    heads: dict[str, tuple[PlannedJob, dict[str, Any]]] = {}
+    for name, job in plan.jobs.items():
+        dumped = job.model_dump(mode="json")
+        if job.base not in heads:
+            heads[job.base] = (job, dumped)
+            jobs[name] = dumped
+            continue
+        head, head_dumped = heads[job.base]
+        cell: dict[str, Any] = {CELL_OF: head.name}
+        for field, value in dumped.items():   # shared objects (build_plan's) are equal without encoding them
+            if getattr(job, field) is not getattr(head, field) and to_json(value) != to_json(head_dumped[field]):
+                cell[field] = value
+        jobs[name] = cell
+    return to_json({**data, "jobs": jobs}, indent=1)
+
+
+def load_plan(text: bytes) -> Plan:
+    """The Plan in a plan.json text, compact (`plan_json`) or one full record a job (older runs).
+
+    A cell is a copy of its job's first cell with its own fields replaced: it shares the rest with it (as
+    build_plan's cells do), and its own fields are validated together with every other cell's in one call,
+    so neither time nor memory grows with what a matrix job's cells have in common. Raises ValueError
+    (pydantic's ValidationError is one) for anything that is not such a plan."""
+    if CELL_OF.encode() not in text:
+        return Plan.model_validate_json(text)   # one full record a job: pydantic's JSON path is the fast one
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+        return Plan.model_validate(data)   # the validation error that says what is wrong
+    plan = Plan.model_validate({**data, "jobs": {}})
+    heads: dict[str, PlannedJob] = {}
+    cells: dict[frozenset[str], list[tuple[str, Any, dict[str, Any]]]] = {}   # by the fields they have
+    for name, entry in data["jobs"].items():
+        if isinstance(entry, dict) and CELL_OF in entry:
+            head_name = entry.pop(CELL_OF)   # what is left are the cell's own fields
+            cells.setdefault(frozenset(entry), []).append((name, head_name, entry))
+        else:
+            heads[name] = PlannedJob.model_validate(entry)
+    built: dict[str, PlannedJob] = {}
+    for fields, group in cells.items():
+        if not fields <= _PLANNED_FIELDS:
+            raise ValueError(f"jobs.{group[0][0]}: unknown fields {sorted(fields - _PLANNED_FIELDS)}")
+        values = _cells_adapter(fields).validate_python([own for _, _, own in group])
+        for (name, head_name, _), own in zip(group, values):
+            head = heads.get(head_name) if isinstance(head_name, str) else None
+            if head is None:
+                raise ValueError(f"jobs.{name}: {CELL_OF} {head_name!r} is not a job of this plan")
+            built[name] = head.model_copy(update=own)   # shallow: the rest is the first cell's
+    plan.jobs = {name: heads.get(name) or built[name] for name in data["jobs"]}
+    return plan
+
+
+@functools.cache
+def _cells_adapter(fields: frozenset[str]) -> TypeAdapter[list[Any]]:
+    """Validates a list of cells that have just these PlannedJob fields of their own (a typed dict each)."""
+    cell = TypedDict("PlannedCell", {name: PlannedJob.model_fields[name].annotation   # type: ignore[misc]
+                                     for name in sorted(fields)})
+    return TypeAdapter(list[cell])
 
 
 def slugify(name: str) -> str:

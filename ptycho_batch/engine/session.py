@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from ptycho_batch import __version__
-from ptycho_batch.campaign.plan import Plan, build_plan
+from ptycho_batch.campaign.plan import Plan, build_plan, plan_json
 from ptycho_batch.campaign.spec import Campaign, LocatedYaml, Scalar, load_campaign
 from ptycho_batch.engine.decisions import Decision, History, decide_all
 from ptycho_batch.executors.base import Executor
@@ -78,7 +78,7 @@ def freeze(prepared: Prepared, run: Run, executor: str) -> None:
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: a 10,000-value matrix in a blink
     write_atomic(run.dir / "campaign.yaml",
                  header + yaml.dump(frozen, Dumper=dumper, sort_keys=False, allow_unicode=True))
-    write_atomic(run.dir / "plan.json", prepared.plan.model_dump_json(indent=1))
+    write_atomic(run.dir / "plan.json", plan_json(prepared.plan))
     run.plan = prepared.plan  # what plan.json now holds: not read back from disk
     write_json(run.dir / "run.json", {"run_id": run.id, "campaign": prepared.plan.campaign, "executor": executor,
                                       "pid": os.getpid(), "overrides": prepared.overrides,

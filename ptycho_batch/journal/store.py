@@ -29,8 +29,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ptycho_batch.campaign.plan import Plan, PlannedJob
+from ptycho_batch.campaign.plan import Plan, PlannedJob, load_plan
 from ptycho_batch.journal.records import JobState, State, Submission
+from ptycho_batch.util.bulk import collector_paused
 from ptycho_batch.util.errors import RecordError
 from ptycho_batch.util.fsio import write_atomic, write_json
 
@@ -70,7 +71,8 @@ class Run:
         """The frozen plan (plan.json never changes under a run)."""
         path = self.dir / "plan.json"
         try:
-            return Plan.model_validate_json(path.read_bytes())
+            with collector_paused():
+                return load_plan(path.read_bytes())
         except (OSError, ValueError) as error:
             raise RecordError(f"{path}: damaged or missing run plan ({_first_line(error)})") from None
 
@@ -128,11 +130,12 @@ class Run:
 
     def read_states(self) -> dict[str, JobState]:
         """Every job the journal knows of, by job name: its own record, else what its submission record says."""
-        states = self.submitted_states()
-        for slug in sorted(self.recorded_slugs()):
-            state = self.read_state(slug)
-            if state is not None:
-                states[state.name] = state
+        with collector_paused():
+            states = self.submitted_states()
+            for slug in sorted(self.recorded_slugs()):
+                state = self.read_state(slug)
+                if state is not None:
+                    states[state.name] = state
         return states
 
     def write_submission(self, key: str, submission: Submission) -> None:
@@ -181,7 +184,8 @@ class Run:
     def all_states(self) -> dict[str, JobState]:
         """Every planned job's state: as read_states says, or PENDING when the journal knows nothing of it yet."""
         states = self.read_states()
-        return {name: states.get(name) or planned_state(job) for name, job in self.plan.jobs.items()}
+        with collector_paused():
+            return {name: states.get(name) or planned_state(job) for name, job in self.plan.jobs.items()}
 
     def info(self) -> dict[str, Any]:
         """run.json; an unreadable one reads as empty (a damaged old run never blocks a new one)."""

@@ -1,0 +1,114 @@
+"""`ptybatch status` at scale: a SLURM run of one matrix job of `--jobs` tasks, all known from one array
+submission record except a few that have records of their own, timed in fresh processes.
+
+The run is written with the real API (engine prepare/freeze, Run.write_submission, Run.write_state) and is
+marked finished, so `status` reads the journal and never asks a scheduler. Baselines, in the same run: a bare
+interpreter importing what `status` imports (`python -c "import ptycho_batch.cli.main"`), and `status` of the
+same run with its plan.json rewritten the older way (one full record a job, as runs before the compact
+format have it). Also prints the CPU time of loading each plan.json in this process (the old loader:
+pydantic's JSON validation with the collector running). Target: under 0.5 s for 10,000 tasks.
+
+    python bench/status_scale.py [--jobs 1000 10000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+OWN_RECORDS = 100   # tasks that already wrote their own record (running or done)
+BASELINE = [sys.executable, "-c", "import ptycho_batch.cli.main"]
+
+
+def make_run(folder: Path, count: int) -> Path:
+    """A frozen run of `count` cells submitted as one array; the first OWN_RECORDS have records of their own."""
+    from ptycho_batch.engine.session import freeze, prepare
+    from ptycho_batch.journal.records import JobState, State, Submission
+    from ptycho_batch.journal.store import create_run
+
+    campaign = {"campaign": "scale", "backends": {"host": {"runtime": "host"}},
+                "jobs": {"cell": {"backend": "host", "matrix": {"seed": list(range(count))},
+                                  "command": ["python", "train.py", "--seed", "{seed}"],
+                                  "artifacts": {"model": {"path": "model.pt", "as": "model_{seed}.pt"}}}}}
+    path = folder / "scale.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    prepared = prepare(path)
+    run = create_run(prepared.campaign_dir, prepared.run_id)
+    freeze(prepared, run, "slurm")
+    names = list(prepared.plan.jobs)
+    run.write_submission("array-0", Submission(names=names, job_id="81000", array=True, submitted=time.time()))
+    for index, name in enumerate(names[:OWN_RECORDS]):
+        job = prepared.plan.jobs[name]
+        state = State.COMPLETED if index % 2 else State.RUNNING
+        run.write_state(job.slug, JobState(name=name, state=state, backend=job.backend, stage=job.stage, attempt=1,
+                                           started=time.time() - 60, ended=time.time() if index % 2 else None,
+                                           slurm_job_id=f"81000_{index}", log=job.log))
+    run.update_info(finished=time.time())
+    return run.dir
+
+
+def cpu_best(load: Callable[[bytes], object], text: bytes, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        load(text)
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def best(argv: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    base = best(BASELINE, args.repeat)
+    print(f"best of {args.repeat}; baseline `{' '.join(BASELINE[1:])}`: {base:.3f} s")
+    from ptycho_batch.campaign.plan import Plan, load_plan
+
+    for count in args.jobs:
+        with tempfile.TemporaryDirectory() as folder:
+            run_dir = make_run(Path(folder), count)
+            status_argv = [sys.executable, "-m", "ptycho_batch", "status", str(run_dir)]
+            compact = (run_dir / "plan.json").read_bytes()
+            full = load_plan(compact).model_dump_json(indent=1).encode()
+            status = best(status_argv, args.repeat)
+            as_json = best([*status_argv, "--json"], args.repeat)
+            new_load = cpu_best(new_loader, compact, args.repeat)
+            old_load = cpu_best(Plan.model_validate_json, full, args.repeat)
+            (run_dir / "plan.json").write_bytes(full)
+            old_status = best(status_argv, args.repeat)
+        verdict = "OK" if status < 0.5 else "OVER TARGET"
+        print(f"  {count:6d} tasks: status {status:.3f} s ({status - base:+.3f} s over the imports) -> {verdict} "
+              f"(< 0.5 s); with an old full plan.json {old_status:.3f} s ({old_status - base:+.3f} s); "
+              f"status --json {as_json:.3f} s")
+        print(f"         plan.json {len(compact) / 1e6:5.1f} MB (old {len(full) / 1e6:5.1f} MB), CPU to load: "
+              f"{new_load:.3f} s (old loader {old_load:.3f} s, {old_load / new_load:.1f}x)")
+
+
+def new_loader(text: bytes) -> object:
+    """What Run.plan does: load_plan with the collector paused."""
+    from ptycho_batch.campaign.plan import load_plan
+    from ptycho_batch.util.bulk import collector_paused
+
+    with collector_paused():
+        return load_plan(text)
+
+
+if __name__ == "__main__":
+    main()
