@@ -22,7 +22,6 @@ from ptycho_batch.util.errors import SpecError
 
 Scalar = bool | int | float | str
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
-RUNTIMES = ("host", "venv", "python", "podman", "docker", "apptainer", "charliecloud", "auto")
 
 
 class Strict(BaseModel):
