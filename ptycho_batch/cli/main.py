@@ -181,7 +181,7 @@ def _prepare(args: argparse.Namespace):
 def cmd_plan(args: argparse.Namespace) -> int:
     from ptycho_batch.campaign.config import user_resources
     from ptycho_batch.engine.session import decide
-    from ptycho_batch.executors.slurm.submission import sbatch_options
+    from ptycho_batch.executors.slurm.options import sbatch_options
 
     prepared = _prepare(args)
     decisions = decide(prepared, force=args.force, rerun_failed=args.rerun_failed)

@@ -17,6 +17,7 @@ from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.executors.base import Finalize
 from ptycho_batch.executors.outcomes import propagate_skips, settle
 from ptycho_batch.executors.slurm import cluster, poll
+from ptycho_batch.executors.slurm.options import sbatch_options
 from ptycho_batch.journal.lock import campaign_lock
 from ptycho_batch.journal.records import FailureClass, JobState, State
 from ptycho_batch.journal.store import SUBMITTED_REASON, Run, list_runs
@@ -116,7 +117,7 @@ class SlurmExecutor:
             if not names:
                 continue
             first = plan.jobs[names[0]]
-            options = submission.sbatch_options(first, defaults)
+            options = sbatch_options(first, defaults)
             after = sorted({i for need in first.needs for i in self._ids_of(need, plan, states, array_ids)})
             ids: list[str] = []
             chunks = [names] if len(names) == 1 and names[0] == base else \
