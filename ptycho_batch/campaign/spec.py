@@ -22,11 +22,12 @@ from ptycho_batch.util.errors import SpecError
 
 Scalar = bool | int | float | str
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
-RUNTIMES = ("host", "venv", "python", "podman", "docker", "apptainer", "charliecloud", "auto")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # defer_build: a model's validator is built on its first use, so readers of plan.json build only the
+    # few models a plan holds, not the whole campaign schema
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 def _relative_inside(value: str) -> str:
@@ -64,7 +65,7 @@ class Policy(Strict):
 class Notes(BaseModel):
     """Free text carried into the report; `dataset` and `next_steps` have their own sections."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     dataset: str | None = None
     next_steps: list[str] = Field(default_factory=list)
 

@@ -14,13 +14,11 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ptycho_batch import __version__
-from ptycho_batch.campaign.spec import RUNTIMES, find_campaign, parse_overrides
-from ptycho_batch.executors.base import Executor
-from ptycho_batch.journal.records import JobState
-from ptycho_batch.journal.store import Run
-from ptycho_batch.tui import watch as tui
+from ptycho_batch.campaign.runtime_names import RUNTIMES
+from ptycho_batch.tui.commands import register as register_views
 from ptycho_batch.util.errors import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -30,6 +28,11 @@ from ptycho_batch.util.errors import (
     RecordError,
     SpecError,
 )
+
+if TYPE_CHECKING:  # each handler imports what its verb needs, so `ptybatch status` loads no schema or executor
+    from ptycho_batch.executors.base import Executor
+    from ptycho_batch.journal.records import JobState
+    from ptycho_batch.journal.store import Run
 
 INTERRUPT_WAIT_S = 30.0   # after Ctrl-C, how long submit waits for the supervisor to record what it stopped
 
@@ -124,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         convert.add_argument("--engine", choices=["podman", "docker"], default="podman")
         if verb == "export":
             convert.add_argument("--format", choices=["oci-archive", "docker-archive"], default="oci-archive")
-    COMMANDS.update(tui.register(commands))
+    COMMANDS.update(register_views(commands))
     return parser
 
 
@@ -151,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ptycho_batch.campaign.spec import find_campaign, parse_overrides
     from ptycho_batch.engine.session import prepare
 
     path = find_campaign(args.campaign)
@@ -167,6 +171,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace):
+    from ptycho_batch.campaign.spec import find_campaign, parse_overrides
     from ptycho_batch.engine.session import prepare
 
     return prepare(find_campaign(args.campaign), out=args.out, overrides=parse_overrides(args.overrides),
@@ -176,7 +181,7 @@ def _prepare(args: argparse.Namespace):
 def cmd_plan(args: argparse.Namespace) -> int:
     from ptycho_batch.campaign.config import user_resources
     from ptycho_batch.engine.session import decide
-    from ptycho_batch.executors.slurm.submission import sbatch_options
+    from ptycho_batch.executors.slurm.options import sbatch_options
 
     prepared = _prepare(args)
     decisions = decide(prepared, force=args.force, rerun_failed=args.rerun_failed)
@@ -190,10 +195,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     print_renderable(plan_table(prepared.plan, decisions, sbatch if args.sbatch else None))
     return EXIT_OK
-
-
-def _print_change(state: JobState) -> None:
-    print(tui.state_line(state), flush=True)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -230,17 +231,18 @@ def _follow(run: Run, executor: Executor, started: float, shown: dict[str, str],
     """Follow the run to its end in the foreground; Ctrl-C does what the executor says (and says so)."""
     from ptycho_batch.engine.session import finalize
     from ptycho_batch.executors.follow import follow
+    from ptycho_batch.tui.watch import BackgroundWatch, state_line
 
     def on_change(state: JobState) -> None:
         if shown.get(state.name) != state.state and not (viewer and viewer[0].active):
-            print(tui.state_line(state), flush=True)
+            print(state_line(state), flush=True)
         shown[state.name] = state.state
 
     def on_notice(problem: str | None) -> None:
         print(f"[ptybatch] {executor.name.upper()} unreachable, still following: {problem}" if problem else
               f"[ptybatch] {executor.name.upper()} answers again", file=sys.stderr, flush=True)
 
-    viewer = [tui.BackgroundWatch(run)] if watch else []
+    viewer = [BackgroundWatch(run)] if watch else []
     try:
         states = follow(run, on_change, on_notice=on_notice)
     except KeyboardInterrupt:

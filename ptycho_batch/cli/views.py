@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
 from ptycho_batch.campaign.plan import Plan
-from ptycho_batch.engine.decisions import Decision
 from ptycho_batch.journal.records import JobState, State
-from ptycho_batch.reports.compare import Comparison
 from ptycho_batch.reports.inventory import detail_text
-from ptycho_batch.reports.stats import Verdict
 from ptycho_batch.tui.render import STATE_STYLE
 from ptycho_batch.tui.rows import job_groups
+
+if TYPE_CHECKING:  # `status` draws its table without loading the cache rules or the comparison maths
+    from ptycho_batch.engine.decisions import Decision
+    from ptycho_batch.reports.compare import Comparison
 
 
 def print_renderable(renderable: RenderableType) -> None:
@@ -94,6 +95,8 @@ def _folded_rows(plan: Plan, states: dict[str, JobState], base: str, members: tu
 
 
 def compare_table(result: Comparison) -> Table:
+    from ptycho_batch.reports.stats import Verdict
+
     a, b = result.labels
     changed = f"; params: {', '.join(result.param_changes)}" if result.param_changes else ""
     table = Table(title=f"compare {a} vs {b} (rel tolerance {result.rel:g}{changed})", title_justify="left")

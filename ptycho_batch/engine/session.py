@@ -9,26 +9,26 @@ there and whoever sees it end writes the report.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from ptycho_batch import __version__
 from ptycho_batch.campaign.plan import Plan, build_plan, plan_json
 from ptycho_batch.campaign.spec import Campaign, LocatedYaml, Scalar, load_campaign
-from ptycho_batch.engine.decisions import Decision, History, decide_all
-from ptycho_batch.executors.base import Executor
-from ptycho_batch.executors.local.liveness import settle_orphan
 from ptycho_batch.journal.lock import campaign_lock, report_dir_locks
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run, campaign_journal, create_run, list_runs, new_run_id, planned_state
-from ptycho_batch.reports.inventory import write_report
-from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.runtimes.factory import make_runtime, resolve_name
 from ptycho_batch.runtimes.images import PROJECT_ROOT, git_revision
 from ptycho_batch.util.fsio import write_atomic, write_json
+
+if TYPE_CHECKING:  # `validate` only prepares: the cache rules, executors and reports load where they are used
+    from ptycho_batch.engine.decisions import Decision
+    from ptycho_batch.executors.base import Executor
+    from ptycho_batch.runtimes.base import Runtime
 
 
 @dataclass
@@ -59,12 +59,16 @@ def prepare(path: Path, *, out: Path | None = None, overrides: dict[str, Scalar]
 
 
 def decide(prepared: Prepared, *, force: bool = False, rerun_failed: bool = False) -> dict[str, Decision]:
+    from ptycho_batch.engine.decisions import History, decide_all
+
     history = History.load(prepared.campaign_dir, exclude=prepared.run_id)
     return decide_all(prepared.plan, prepared.runtimes, history, force=force, rerun_failed=rerun_failed)
 
 
 def settle_orphans(campaign_dir: Path) -> None:
     """Local runs whose supervisor died: their unfinished jobs become LOST. Called with the campaign lock held."""
+    from ptycho_batch.executors.local.liveness import settle_orphan
+
     for run in list_runs(campaign_dir):
         if run.info().get("executor", "local") == "local" and not run.info().get("finished"):
             settle_orphan(run)
@@ -101,6 +105,8 @@ def initial_states(prepared: Prepared, run: Run, decisions: dict[str, Decision])
 def finalize(run: Run) -> None:
     """Once every job is final: write the run's report (from the journal alone), then mark it finished
     (followers stop at that mark, so the report is there when they say where it is)."""
+    from ptycho_batch.reports.inventory import write_report
+
     states = run.all_states()
     write_report(run.plan, run, states)
     run.update_info(finished=all(s.final for s in states.values()))
@@ -109,6 +115,8 @@ def finalize(run: Run) -> None:
 def ready_runtimes(prepared: Prepared, decisions: dict[str, Decision]) -> None:
     """Build venvs and check images for the backends that will run, here where the user sees progress
     and before the run exists (a missing image is one line, with nothing left behind)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     needed = {prepared.plan.jobs[name].backend for name, d in decisions.items() if d.cached is None}
     with ThreadPoolExecutor(thread_name_prefix="ptybatch-prepare") as pool:  # two venv builds at once
         list(pool.map(lambda backend: prepared.runtimes[backend].prepare(), sorted(needed)))

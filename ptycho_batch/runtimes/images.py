@@ -27,6 +27,7 @@ PROJECT_ROOT = PACKAGE_DIR.parent
 BACKENDS = ("torch", "tf")
 ENGINES = ("podman", "docker")
 EXPORT_FORMATS = ("oci-archive", "docker-archive")
+COMMIT_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")   # SHA-1 or SHA-256 object name
 # Extra `podman build` arguments this host needs (CA bundle, pip config and local wheel stores mounted
 # for RUN steps), one per line; written by containers/setup-podman.sh. Mounts are not committed to images.
 HOST_BUILD_FLAGS = Path("/etc/ptybatch/build-flags")
@@ -89,11 +90,50 @@ def framework_version(requirements: Path) -> str:
 
 
 def git_revision(directory: Path) -> str:
+    """The commit checked out at `directory`, "unknown" outside a git work tree. Every submit records it,
+    so it is read from git's own files where they say it plainly; `git` runs only where they do not."""
+    directory = directory.resolve()
+    top = next((p for p in (directory, *directory.parents) if (p / ".git").exists()), None)
+    if top is None:
+        return "unknown"  # an installed package: no work tree, no `git` process to learn that
+    try:
+        found = _head_commit(top / ".git")
+    except (OSError, UnicodeDecodeError):
+        found = None
+    if found:
+        return found
     try:
         result = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True)
     except OSError:  # no git here
         return "unknown"
     return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def _head_commit(dot_git: Path) -> str | None:
+    """HEAD's commit from a `.git` directory or a worktree's `.git` file (loose ref or packed-refs); None
+    for anything else (reftable, a symbolic ref to a missing branch), which `git rev-parse` answers."""
+    git_dir = dot_git
+    if dot_git.is_file():  # a linked worktree or a submodule: `gitdir: <path>`
+        pointer = dot_git.read_text().strip()
+        if not pointer.startswith("gitdir:"):
+            return None
+        git_dir = (dot_git.parent / pointer.removeprefix("gitdir:").strip()).resolve()
+    common = git_dir / "commondir"   # a worktree's branches live in the main repository's git dir
+    common_dir = (git_dir / common.read_text().strip()).resolve() if common.is_file() else git_dir
+    head = (git_dir / "HEAD").read_text().strip()
+    if not head.startswith("ref: "):
+        return head if COMMIT_RE.fullmatch(head) else None
+    ref = head.removeprefix("ref: ")
+    for base in (git_dir, common_dir):
+        if (base / ref).is_file():
+            value = (base / ref).read_text().strip()
+            return value if COMMIT_RE.fullmatch(value) else None
+    packed = common_dir / "packed-refs"
+    for line in packed.read_text().splitlines() if packed.is_file() else []:
+        commit, _, name = line.partition(" ")
+        if name == ref and COMMIT_RE.fullmatch(commit):
+            return commit
+    return None
 
 
 def host_build_flags(engine: str) -> list[str]:

@@ -98,12 +98,3 @@ def _current_state(run: Run, name: str, refresh: Callable[[Run], None]) -> JobSt
     refresh(run)
     job = run.plan.jobs[name]
     return run.read_state(job.slug) or planned_state(job)
-
-
-def add_logs_parser(commands: argparse._SubParsersAction) -> None:
-    logs = commands.add_parser("logs", help="print (or follow with -f) one job's log")
-    logs.add_argument("target", help="run dir, run id, campaign file or name, or out dir (its newest run)")
-    logs.add_argument("job", help="job name, slug, or a unique prefix")
-    logs.add_argument("-f", "--follow", action="store_true",
-                      help="keep printing as the log grows, until the job ends (follows retries)")
-    logs.add_argument("--out", type=Path)

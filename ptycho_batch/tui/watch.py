@@ -14,9 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from contextlib import nullcontext
-from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
@@ -28,7 +26,6 @@ from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
 from ptycho_batch.reports.inventory import policy_decision
 from ptycho_batch.tui.app import Dashboard
-from ptycho_batch.tui.logs import add_logs_parser, cmd_logs
 from ptycho_batch.tui.term import cbreak
 from ptycho_batch.util.progress import spinner
 
@@ -133,15 +130,3 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return watch_run(run, interval=args.interval or default_interval(len(run.plan.jobs)))
     except KeyboardInterrupt:
         return 130
-
-
-def register(commands: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    """Add `watch` and `logs` to the `ptybatch` sub-commands; return their handlers by name."""
-    watch = commands.add_parser("watch", help="live dashboard of a run (plain lines when not on a terminal)")
-    watch.add_argument("target", nargs="?", help="run dir, run id, campaign file or name, or out dir (default: newest)")
-    watch.add_argument("--out", type=Path)
-    watch.add_argument("--interval", type=float, metavar="S",
-                       help="seconds between journal reads (default 1, longer above 2,500 jobs: 10,000 jobs 4 s)")
-    add_logs_parser(commands)
-    return {"watch": cmd_watch, "logs": cmd_logs}
-

@@ -11,16 +11,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
-
-_console = Console(stderr=True)
-
 
 @contextmanager
 def spinner(what: str) -> Iterator[None]:
+    from rich.console import Console  # here, not above: every command imports this module, few spin
+
+    console = Console(stderr=True)
     start = time.monotonic()
-    if _console.is_terminal:
-        with _console.status(f"{what} ..."):
+    if console.is_terminal:
+        with console.status(f"{what} ..."):
             yield
     else:
         print(f"[ptybatch] {what} ...", file=sys.stderr, flush=True)

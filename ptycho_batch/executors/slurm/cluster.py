@@ -83,11 +83,6 @@ def sbatch_available(timeout_s: float = 10.0) -> bool:
         return False
 
 
-def require_controller(timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-    """Raise SlurmCommandError unless the client is installed and the controller answers (`sinfo`)."""
-    _checked(["sinfo", "--noheader", "--format=%P"], timeout_s)
-
-
 def cluster_config(timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
     """The controller's running configuration (`scontrol show config`) as name -> value."""
     config: dict[str, str] = {}

@@ -17,6 +17,7 @@ from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.executors.base import Finalize
 from ptycho_batch.executors.outcomes import propagate_skips, settle
 from ptycho_batch.executors.slurm import cluster, poll
+from ptycho_batch.executors.slurm.options import sbatch_options
 from ptycho_batch.journal.lock import campaign_lock
 from ptycho_batch.journal.records import FailureClass, JobState, State
 from ptycho_batch.journal.store import SUBMITTED_REASON, Run, list_runs
@@ -35,6 +36,14 @@ class SlurmExecutor:
 
     def __init__(self) -> None:
         self.sbatch_calls = 0
+        self._max_array: int | None = None
+
+    def max_array(self) -> int:
+        """The cluster's MaxArraySize, asked once per submit: its `scontrol show config` is also the proof
+        that the controller answers (SlurmCommandError otherwise), so no `sinfo` is needed beside it."""
+        if self._max_array is None:
+            self._max_array = cluster.max_array_size()
+        return self._max_array
 
     def check(self, plan: Plan) -> None:
         """Nothing to check here: what a node offers is the cluster's to say (sbatch refuses, recorded `submit`)."""
@@ -74,7 +83,7 @@ class SlurmExecutor:
     def active_run(self, campaign_dir: Path) -> Run | None:
         """The unfinished run to follow; jobs of it that never reached SLURM (a killed submitter, a controller
         that was down) are submitted now, under the campaign lock (a live submitter makes it CampaignBusy)."""
-        cluster.require_controller()  # a submit must not follow a run it cannot see
+        self.max_array()  # a submit must not follow a run it cannot see: raises unless the controller answers
         run = reattach_target(campaign_dir)
         if run is not None and any(not s.final and not s.slurm_job_id for s in run.all_states().values()):
             with campaign_lock(campaign_dir, run.id):
@@ -105,7 +114,7 @@ class SlurmExecutor:
         for job_key, slurm_id in submission.adopt_leftovers(run, name).items():
             _submitted(states[job_key], slurm_id)
         defaults = user_resources()
-        max_array = cluster.max_array_size()
+        max_array = self.max_array()
         array_ids: dict[str, list[str]] = {}   # base job -> SLURM ids to depend on
         groups: dict[str, list[str]] = {}
         for job_key, job in plan.jobs.items():
@@ -116,7 +125,7 @@ class SlurmExecutor:
             if not names:
                 continue
             first = plan.jobs[names[0]]
-            options = submission.sbatch_options(first, defaults)
+            options = sbatch_options(first, defaults)
             after = sorted({i for need in first.needs for i in self._ids_of(need, plan, states, array_ids)})
             ids: list[str] = []
             chunks = [names] if len(names) == 1 and names[0] == base else \

@@ -26,8 +26,7 @@ from typing import Any
 import submitit
 from submitit.core.utils import DelayedSubmission, FailedJobError, FailedSubmissionError, JobPaths
 
-from ptycho_batch.campaign.plan import PlannedJob
-from ptycho_batch.campaign.spec import Resources, Scalar
+from ptycho_batch.campaign.spec import Scalar
 from ptycho_batch.executors.slurm import cluster
 from ptycho_batch.executors.slurm.node import run_on_node
 from ptycho_batch.journal.records import Submission
@@ -37,7 +36,6 @@ from ptycho_batch.util.errors import SlurmCommandError
 # submitit always asks for a warning signal (USR2) this long before the limit; the node ignores it and
 # stops the job at the limit itself (node.py)
 SIGNAL_DELAY_S = 20
-MARGIN_MIN = 2        # SLURM's limit sits this far past the job's own timeout_min
 # sbatch messages that mean "the controller did not answer", not "this job is refused"
 _UNREACHABLE = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
                 "Zero Bytes were transmitted", "temporarily unable", "command not found")
@@ -45,24 +43,6 @@ _UNREACHABLE = ("Unable to contact slurm controller", "Socket timed out", "Conne
 
 class SbatchRefused(Exception):
     """sbatch refused this job (bad partition, more memory than any node has): its message, one line."""
-
-
-def sbatch_options(job: PlannedJob, defaults: Resources) -> dict[str, Scalar]:
-    """The sbatch options (`--name=value`) one job is submitted with, from its own resources alone."""
-    merged = Resources.model_validate({**defaults.model_dump(exclude_none=True),
-                                       **job.resources.model_dump(exclude_none=True)})
-    time_limit = merged.time if merged.time is not None else (
-        int(job.timeout_min) + MARGIN_MIN if job.timeout_min else None)
-    options: dict[str, Scalar] = {"kill-on-invalid-dep": "yes", "requeue": True}
-    for flag, value in (("partition", merged.partition), ("time", time_limit), ("gpus-per-node", merged.gpus),
-                        ("cpus-per-task", merged.cpus), ("constraint", merged.constraint), ("qos", merged.qos),
-                        ("nodes", merged.nodes), ("account", merged.account)):
-        if value is not None:
-            options[flag] = value
-    if merged.mem_gb is not None:
-        options["mem"] = f"{int(merged.mem_gb * 1024)}M"
-    options.update(merged.sbatch)
-    return options
 
 
 def submit(run: Run, names: Sequence[str], *, job_name: str, options: dict[str, Scalar], after: Sequence[str],
