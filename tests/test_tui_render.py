@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ptycho_batch.journal.reader import FINAL_SWEEP, JournalCache
-from ptycho_batch.journal.records import JobState
+from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
 from ptycho_batch.node.logtail import tail_lines
 from ptycho_batch.tui.app import Dashboard
@@ -82,7 +82,7 @@ def test_blockers_panel_lists_failure_class_and_line_newest_first(tmp_path: Path
     assert re.search(r"✘ sweep\[seed=1\]\s+xla\s+XlaRuntimeError: INTERNAL: ptxas", text)
     train = dashboard.cache.states["train"]
     run.write_state("train", train.model_copy(update={
-        "state": "FAILED", "failure_class": "oom", "ended": time.time(),
+        "state": State.FAILED, "failure_class": "oom", "ended": time.time(),
         "failure_line": "torch.OutOfMemoryError: CUDA out of memory"}))
     dashboard.cache.poll()
     panel = screen(dashboard, width=200).split("blockers: 2", 1)[1]
@@ -103,7 +103,7 @@ def test_policy_off_track_then_the_reports_verdict_once_settled(tmp_path: Path) 
         in screen(dashboard)
     for name, state in dashboard.cache.states.items():
         if not state.final:
-            run.write_state(dashboard.cache.plan.jobs[name].slug, state.model_copy(update={"state": "CANCELLED"}))
+            run.write_state(dashboard.cache.plan.jobs[name].slug, state.model_copy(update={"state": State.CANCELLED}))
     settled = screen(dashboard_of(run), width=300)
     assert "✘ POLICY-C1: required backends [torch] did not pass (sweep[seed=1] FAILED" in settled
 
@@ -159,7 +159,7 @@ def test_journal_cache_rereads_only_changed_state_files(tmp_path: Path) -> None:
     cache = JournalCache(run)
     assert len(cache.poll()) == 10                            # 11 jobs, one PENDING without a file
     assert cache.poll() == []
-    train = cache.states["train"].model_copy(update={"state": "COMPLETED"})
+    train = cache.states["train"].model_copy(update={"state": State.COMPLETED})
     run.write_state("train", train)
     os.utime(run.job_dir("train") / "state.json", ns=(1, 1))  # a new mtime even within one clock tick
     assert [s.name for s in cache.poll()] == ["train"] and cache.states["train"].state == "COMPLETED"
