@@ -6,7 +6,7 @@ Everything that comes from logs, campaigns or the journal goes through `esc`.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from html import escape
 from pathlib import Path
 
@@ -61,11 +61,14 @@ def page(title: str, body: Iterable[str]) -> str:
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int] = ()) -> str:
-    """Cells are HTML already (escape with `esc`); columns in `numeric` are right-aligned."""
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int] = (),
+          marked: Container[int] = ()) -> str:
+    """Cells are HTML already (escape with `esc`); columns in `numeric` are right-aligned; rows whose index
+    is in `marked` are highlighted."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td class=\"num\">{cell}</td>" if i in numeric else f"<td>{cell}</td>"
-                                    for i, cell in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(("<tr class=\"diff\">" if r in marked else "<tr>")
+                   + "".join(f"<td class=\"num\">{cell}</td>" if i in numeric else f"<td>{cell}</td>"
+                             for i, cell in enumerate(row)) + "</tr>" for r, row in enumerate(rows))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

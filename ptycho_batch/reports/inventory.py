@@ -131,6 +131,7 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
     decision = policy_decision(plan, states)
     parity = evaluate_all(plan.parity, states, plan.jobs)
     blockers = blocker_groups(plan, states)
+    quality = quality_table(states)
     loss_svg, loss_axis = _loss_chart(plan, run, states)
     if loss_svg:
         write_atomic(md_path.parent / "loss_curves.svg", loss_svg)
@@ -155,7 +156,7 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
             lines += _job_section(plan, name, states[name], base)
     lines += _blockers_section(blockers, base)
     lines += _parity_section(plan, parity, states)
-    lines += _quality_section(plan, quality_table(states))
+    lines += _quality_section(plan, quality)
     if loss_svg:
         lines += ["", "## Training loss", "", f"![training loss per {loss_axis.split(' ')[0]}](loss_curves.svg)"]
     notes = dict(plan.notes)
@@ -175,7 +176,7 @@ def write_report(plan: Plan, run: Run, states: dict[str, JobState]) -> Path:
         title=plan.title, facts=facts, passed=decision.passed, decision=decision.text,
         backends=_backend_roles(plan), jobs=[_job_view(plan, name, states[name]) for name in plan.jobs],
         parity=[(_check_label(plan, row), row) for row in parity], forward=_forward_rows(plan, states),
-        blockers=blockers, quality=quality_table(states), loss_svg=loss_svg, provenance=provenance(plan, states),
+        blockers=blockers, quality=quality, loss_svg=loss_svg, provenance=provenance(plan, states),
         dataset=plan.notes.get("dataset") or "(no dataset note)", data=_data_entries(plan),
         next_steps=list(plan.notes.get("next_steps") or []),
         notes={k: str(v) for k, v in plan.notes.items() if k not in ("dataset", "next_steps")})

@@ -166,8 +166,6 @@ def _provenance(view: InventoryView) -> list[str]:
     keys = list(dict.fromkeys(k for fields in view.provenance.values() for k in fields))
     differs = [k for k in keys if len({view.provenance[b].get(k, "—") for b in backends}) > 1]
     rows = [[esc(k), *(esc(view.provenance[b].get(k, "—")) for b in backends)] for k in keys]
-    rendered = table(["", *backends], rows)
-    for key in differs:   # mark the rows that differ between backends
-        rendered = rendered.replace(f"<tr><td>{esc(key)}</td>", f"<tr class=\"diff\"><td>{esc(key)}</td>", 1)
+    rendered = table(["", *backends], rows, marked={keys.index(key) for key in differs})
     summary = ("Differs between backends: " + ", ".join(differs) + ".") if len(backends) > 1 and differs else ""
     return ["<h2>Provenance</h2>", f"<p>{esc(summary)}</p>" if summary else "", rendered]
