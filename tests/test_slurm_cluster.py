@@ -123,6 +123,17 @@ def test_throttled_array_pending_tasks_are_expanded_and_cancelled(slurm: None, t
     assert set(cancelled) == expected
 
 
+def test_array_cancelled_before_any_task_started_settles_every_task(slurm: None, tmp_path: Path) -> None:
+    """sacct lists such an array under its bare master id (`123 CANCELLED`, no task range) for a while, later
+    as a range: every asked-for task must read CANCELLED either way, or a follower waits on them for ever."""
+    requires("slurm", accounting_available(), "the cluster runs without accounting (sacct)")
+    array = sbatch("--hold", "--array=0-9", "--wrap", "sleep 30", cwd=tmp_path)
+    tasks = [f"{array}_{i}" for i in range(10)]
+    scancel([array])
+    cancelled = wait_for(lambda: _when_all(sacct_states(tasks), "CANCELLED", 10), 30, "sacct to record the cancel")
+    assert set(cancelled) == set(tasks)
+
+
 def _when_running(states: dict[str, SlurmState], count: int) -> dict[str, SlurmState] | None:
     return states if sum(s.state == "RUNNING" for s in states.values()) == count else None
 

@@ -109,21 +109,29 @@ def accounting_available(timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
 def sacct_states(job_ids: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, SlurmState]:
     """States of many jobs in ONE `sacct` call, keyed by job id or array task id (`123_4`).
 
-    Pass plain ids or array master ids (`123` answers for all of `123_*`). Pending array tasks that
-    sacct folds into one `123_[5-999%10]` line are expanded; a task's own line wins over its range.
-    Requeued jobs (preemption, timeout with checkpointing) keep their id: every run is asked for
-    (`--duplicates`), the latest gives the state and the earlier ones `earlier_states`.
+    Pass plain ids and array task ids: an array is asked for by its master id (`123` answers for all of
+    `123_*`). Pending array tasks that sacct folds into one `123_[5-999%10]` line are expanded; a task's own
+    line wins over its range. An array whose pending remainder was cancelled before any of it started is
+    listed under the bare master id (`123 CANCELLED`): each asked-for task without a line of its own takes
+    that ended state. Requeued jobs (preemption, timeout with checkpointing) keep their id: every run is
+    asked for (`--duplicates`), the latest gives the state and the earlier ones `earlier_states`.
     A job submitted a moment ago may be missing: slurmctld reports to slurmdbd asynchronously,
     so a missing id means "not known yet", not "gone". The Reason of a pending job is as of its last
     recorded change (a stale "Dependency" where squeue says DependencyNeverSatisfied).
     Raises SlurmCommandError when sacct fails.
     """
-    ids = sorted(set(job_ids))
+    asked = set(job_ids)
+    ids = sorted({job_id.split("_")[0] for job_id in asked})
     if not ids:
         return {}
     argv = ["sacct", "--noheader", "--parsable2", "--allocations", "--duplicates", f"--jobs={','.join(ids)}",
             f"--format={','.join(_SACCT_FIELDS)}"]
-    return _parse_state_lines(_checked(argv, timeout_s), with_exit_code=True)
+    states = _parse_state_lines(_checked(argv, timeout_s), with_exit_code=True)
+    for task_id in sorted(asked - states.keys()):
+        master = states.get(task_id.split("_")[0])
+        if "_" in task_id and master is not None and master.terminal:
+            states[task_id] = replace(master, job_id=task_id, node=None, elapsed_s=None)
+    return states
 
 
 def squeue_states(job_ids: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, SlurmState]:

@@ -90,8 +90,8 @@ def _ask(run: Run, ids: list[str]) -> tuple[dict[str, cluster.SlurmState], bool]
     """What SLURM says of `ids` in one call, and whether it came from accounting."""
     if not ids:
         return {}, True
-    if accounting(run):  # an array's master id answers for all its tasks (one cancelled while queued too)
-        return cluster.sacct_states([*(i for i in ids if "_" not in i), *_masters(ids)]), True
+    if accounting(run):
+        return cluster.sacct_states(ids), True
     return cluster.squeue_states(ids), False
 
 
@@ -145,10 +145,6 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
         exit_text = f", exit code {slurm.exit_code}" if slurm.exit_code is not None else ""
         _finish(run, plan, name, state, State.FAILED, FAILURE_CLASS.get(slurm.state, FailureClass.EXIT),
                 f"SLURM state {slurm.state}{exit_text}")
-
-
-def _masters(ids: list[str]) -> set[str]:
-    return {job_id.split("_")[0] for job_id in ids if "_" in job_id}
 
 
 def _unreachable(run: Run, reason: str | None) -> None:
