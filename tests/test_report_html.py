@@ -59,9 +59,10 @@ def test_seed_aware_parity_in_the_inventory_and_report_html(tmp_path: Path) -> N
     assert verdicts == {"v.same": "equivalent", "v.shift": "different", "v.noisy": "inconclusive", "v": "single run"}
     noisy = next(row for row in data["parity"] if row["metric"] == "v.noisy")
     assert noisy["interval"]["left"]["n"] == 3 and noisy["interval"]["seeds_needed"] > 3 and noisy["ok"] is None
+    assert noisy["interval"]["method"] == "paired", "seeds 1-3 on both sides: seed i is paired with seed i"
     markdown = (analysis / "artifact_inventory.md").read_text()
     parity = markdown.split("## Parity")[1].split("\n## ")[0]
-    assert "Welch's t interval" in parity
+    assert "Welch's t interval" in parity and "(paired) |" in parity
     assert "| seeds (ta vs tb) | `v.same` | 10 ± 0.1 (n=3) | 10.0033 ± 0.0802 (n=3) |" in parity
     assert f"inconclusive (~{noisy['interval']['seeds_needed']} seeds per side would decide)" in parity
     assert "| single (sa vs sb) | `v` | 1 | 1.03 |" in parity and "✅ single run (within tolerance)" in parity
@@ -94,6 +95,7 @@ def test_compare_over_seeds_gives_the_seed_aware_verdict(tmp_path: Path) -> None
     assert rows[("tb", "v.same")]["verdict"] == "different" and rows[("tb", "v.same")]["flagged"]
     assert rows[("ta", "v.same")]["verdict"] == "equivalent", "identical samples on both sides"
     assert rows[("tb", "v.same")]["interval"]["left"]["n"] == 3
+    assert rows[("tb", "v.same")]["interval"]["method"] == "paired", "the same seeds in both runs"
     text = written.read_text()
     assert "| `tb` | `v.same` | 10.0033 ± 0.0802 (n=3) | 15.0033 ± 0.0802 (n=3) |" in text
     html = written.with_suffix(".html").read_text()

@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats as reference
 
-from ptycho_batch.reports.stats import Verdict, betainc, compare, summarize, t_quantile
+from ptycho_batch.reports.stats import Method, Verdict, betainc, compare, summarize, t_quantile
 
 
 @pytest.mark.parametrize("df", [1, 2, 2.7, 3, 4.5, 10, 33.3, 200, 1e5])
@@ -82,3 +82,50 @@ def test_single_run_keeps_the_plain_tolerance_check() -> None:
 def test_no_spread_is_decided_by_the_means_alone() -> None:
     assert compare([9.882118] * 3, [9.882118] * 3, rel=1e-6).verdict == Verdict.EQUIVALENT
     assert compare([1.0] * 3, [2.0] * 3, rel=0.05).verdict == Verdict.DIFFERENT
+
+
+PAIRED = ({"[seed=1]": 1.00, "[seed=2]": 1.30, "[seed=3]": 0.80, "[seed=4]": 1.10},
+          {"[seed=1]": 1.01, "[seed=2]": 1.32, "[seed=3]": 0.80, "[seed=4]": 1.12})
+
+
+def test_the_same_seeds_on_both_sides_give_the_paired_interval() -> None:
+    left, right = PAIRED
+    result = compare(left, right, rel=0.05)
+    ci = reference.ttest_rel(list(right.values()), list(left.values())).confidence_interval(0.95)
+    assert result.method == Method.PAIRED and "(paired)" in result.range_text()
+    assert (result.low, result.high) == (pytest.approx(ci.low, rel=1e-9), pytest.approx(ci.high, rel=1e-9))
+    assert result.verdict == Verdict.EQUIVALENT, "the spread both sides share is not noise between them"
+    unpaired = compare(list(left.values()), list(right.values()), rel=0.05)
+    assert unpaired.method == Method.WELCH and unpaired.verdict == Verdict.INCONCLUSIVE
+    assert unpaired.high - unpaired.low > 10 * (result.high - result.low)
+
+
+def test_pairs_follow_the_cells_not_their_order() -> None:
+    left, right = PAIRED
+    shuffled = dict(reversed(list(right.items())))
+    assert compare(left, shuffled, rel=0.05) == compare(left, right, rel=0.05)
+
+
+def test_different_cells_on_each_side_are_compared_unpaired() -> None:
+    left, right = PAIRED
+    other = {f"[seed={i + 10}]": value for i, value in enumerate(right.values())}
+    result = compare(left, other, rel=0.05)
+    low, high = _scipy_interval(list(left.values()), list(other.values()))
+    assert result.method == Method.WELCH and (result.low, result.high) == (pytest.approx(low), pytest.approx(high))
+
+
+def test_paired_inconclusive_says_how_many_seeds_would_decide() -> None:
+    left = {f"[seed={i}]": v for i, v in enumerate([1.0, 1.2, 0.8])}
+    right = {f"[seed={i}]": v for i, v in enumerate([1.03, 1.28, 0.80])}
+    result = compare(left, right, rel=0.05)
+    assert result.method == Method.PAIRED and result.verdict == Verdict.INCONCLUSIVE
+    needed = result.seeds_needed
+    pairs = summarize([right[c] - left[c] for c in left])
+
+    def decides(n: int) -> bool:   # scipy's paired interval for n seeds at the observed spread of differences
+        half = reference.t.ppf(0.975, n - 1) * pairs.sd / math.sqrt(n)
+        low, high = pairs.mean - half, pairs.mean + half
+        return (-result.band <= low and high <= result.band) or ((low > 0 or high < 0) and
+                                                                 (low < -result.band or high > result.band))
+
+    assert needed is not None and decides(needed) and not decides(needed - 1)

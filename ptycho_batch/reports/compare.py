@@ -24,7 +24,7 @@ from ptycho_batch.journal.locate import locate_run
 from ptycho_batch.reports import plots
 from ptycho_batch.reports.html import badge, esc, interval_cells, page, table, verdict_badge, without_icon
 from ptycho_batch.reports.inventory import status_text
-from ptycho_batch.reports.parity import Difference, difference, within
+from ptycho_batch.reports.parity import Difference, cell_key, difference, within
 from ptycho_batch.reports.stats import METHOD, Interval, Verdict
 from ptycho_batch.reports.stats import compare as compare_samples
 from ptycho_batch.util.fsio import write_atomic, write_json
@@ -127,14 +127,16 @@ def compare(left: Side, right: Side, metrics: list[str] | None = None, rel: floa
     bases = [b for b in dict.fromkeys(j.get("base", n) for n, j in left.jobs.items()) if right.cells(b)]
     rows = []
     for base in bases:
-        sides = [[side.jobs[name]["metrics"] for name in side.cells(base)] for side in (left, right)]
-        for metric in sides[0][0]:
+        sides = [{cell_key(base, name): side.jobs[name]["metrics"] for name in side.cells(base)}
+                 for side in (left, right)]
+        for metric in next(iter(sides[0].values())):
             if metrics and not any(fnmatch.fnmatch(metric, p) for p in metrics):
                 continue
-            samples = [[m.get(metric) for m in side] for side in sides]
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for s in samples for v in s):
+            samples = [{cell: m.get(metric) for cell, m in side.items()} for side in sides]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for s in samples for v in s.values()):
                 continue
-            interval = compare_samples([float(v) for v in samples[0]], [float(v) for v in samples[1]], rel)
+            floats = [{cell: float(v) for cell, v in sample.items()} for sample in samples]
+            interval = compare_samples(floats[0], floats[1], rel)
             diff = difference(interval.left.mean, interval.right.mean)
             beyond = (not within(diff, rel, None) if interval.verdict == Verdict.SINGLE
                       else interval.verdict == Verdict.DIFFERENT)
@@ -164,9 +166,7 @@ def _flag(row: Row) -> str:
 
 
 def _interval(row: Row) -> str:
-    if row.interval is None or row.interval.verdict == Verdict.SINGLE:
-        return ""
-    return f"[{row.interval.low:+.4g}, {row.interval.high:+.4g}]"
+    return row.interval.range_text() if row.interval else ""
 
 
 def to_markdown(result: Comparison, chart: Path | None) -> str:

@@ -115,5 +115,4 @@ def interval_cells(interval: Interval | None) -> list[str]:
         return ["", "", ""]
     a, b = interval.left, interval.right
     spread = [f"n={s.n}: {s.mean:.6g}" + (f" ± {s.sd:.3g}" if s.n > 1 else "") for s in (a, b)]
-    band = f"[{interval.low:+.4g}, {interval.high:+.4g}]" if interval.verdict != Verdict.SINGLE else ""
-    return [esc(spread[0]), esc(spread[1]), esc(band)]
+    return [esc(spread[0]), esc(spread[1]), esc(interval.range_text())]

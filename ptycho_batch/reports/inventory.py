@@ -348,8 +348,7 @@ def _parity_section(plan: Plan, rows: list[ParityRow], states: dict[str, JobStat
     for row in rows:
         icon = {True: "✅", False: "❌", None: "⏸️"}[row.ok]
         verdict = row.interval.text() if row.interval else "not evaluated"
-        interval = (f"[{row.interval.low:+.4g}, {row.interval.high:+.4g}]"
-                    if row.interval and row.interval.left.n > 1 and row.interval.right.n > 1 else "")
+        interval = row.interval.range_text() if row.interval else ""
         abs_diff = _fmt(row.diff.absolute) if row.diff else ""
         rel_diff = _fmt(row.diff.relative) if row.diff and row.diff.relative is not None else ""
         lines.append(f"| {_check_label(plan, row)} | `{row.metric}` | {_side(row, 0)} | {_side(row, 1)} | "

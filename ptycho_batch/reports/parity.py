@@ -70,20 +70,27 @@ def cells(base: str, jobs: Mapping[str, PlannedJob] | None) -> list[str]:
     return [name for name, job in jobs.items() if job.base == base] or [base]
 
 
+def cell_key(base: str, name: str) -> str:
+    """What pairs a cell with its twin on the other side: its matrix part (`[seed=1]`), the same for
+    `torch_train[seed=1]` and `tf_train[seed=1]`; empty for a plain job."""
+    return name[len(base):] if name.startswith(base) else name
+
+
 def evaluate(check: ParityCheck, states: dict[str, JobState],
              jobs: Mapping[str, PlannedJob] | None = None) -> list[ParityRow]:
     """Evaluated when every cell of both sides completed; the plan's `jobs` say which cells a side has."""
-    sides = [[states.get(name) for name in cells(base, jobs)] for base in check.between]
-    done = all(s is not None and s.state == State.COMPLETED for side in sides for s in side)
+    sides = [{cell_key(base, name): states.get(name) for name in cells(base, jobs)} for base in check.between]
+    done = all(s is not None and s.state == State.COMPLETED for side in sides for s in side.values())
     rows = []
     for metric in check.metrics:
-        samples = [[s.metrics.get(metric) if s else None for s in side] for side in sides]
-        values = [[float(v) for v in sample if v is not None and _number(v)] for sample in samples]
+        samples = [{cell: s.metrics.get(metric) if s else None for cell, s in side.items()} for side in sides]
+        values = [{cell: float(v) for cell, v in sample.items() if v is not None and _number(v)}
+                  for sample in samples]
         numeric = done and all(len(v) == len(s) for v, s in zip(values, samples))
         interval = compare_samples(values[0], values[1], check.rel, check.abs) if numeric else None
         diff = difference(interval.left.mean, interval.right.mean) if interval is not None else None
         a, b = ((interval.left.mean, interval.right.mean) if interval is not None else
-                tuple(sample[0] if len(sample) == 1 else None for sample in samples))
+                tuple(next(iter(sample.values())) if len(sample) == 1 else None for sample in samples))
         rows.append(ParityRow(check.name, metric, a, b, diff, tolerance_text(check.rel, check.abs),
                               _ok(interval, diff, check), check.required, interval))
     return rows

@@ -1,21 +1,26 @@
 """Seed-aware verdicts: is the difference between two samples (one metric, several seeds per side) real?
 
 Upstream's training is not reproducible even with a fixed seed, so one number per side proves little. With
-several runs per side we compare the means with Welch's t interval (95 %, unequal variances) and judge it
-against the tolerance band: *equivalent* when the whole interval lies inside ±band, *different* when it
-excludes 0 and reaches outside the band, else *inconclusive*, with the number of seeds per side that would
-decide at the observed spread. One run on a side keeps the plain tolerance check, labelled "single run".
+several runs per side we take the 95 % confidence interval of the difference of means and judge it against
+the tolerance band: *equivalent* when the whole interval lies inside ±band, *different* when it excludes 0
+and reaches outside the band, else *inconclusive*, with the number of seeds per side that would decide at the
+observed spread. When both sides ran the same cells (the same seeds), run i of one side shares its seed, so
+its data and initial weights, with run i of the other: the interval is the paired t interval of the
+per-seed differences, which removes the seed-to-seed spread both sides share. Otherwise (different seeds,
+or plain lists) it is Welch's t interval (unequal variances). One run on a side keeps the plain tolerance
+check, labelled "single run".
 Pure Python (math.lgamma and a continued fraction for the t quantile): the runner needs no numpy or scipy.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-METHOD = "Welch's t interval (95 %)"
+METHOD = ("the paired t interval of the per-seed differences when both sides ran the same seeds, "
+          "else Welch's t interval (95 %)")
 CONFIDENCE = 0.95
 MAX_SEEDS = 1000     # beyond this the estimate of "seeds that would decide" says "more than"
 
@@ -25,6 +30,16 @@ class Verdict(str, Enum):
     DIFFERENT = "different"
     INCONCLUSIVE = "inconclusive"
     SINGLE = "single run"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Method(str, Enum):
+    """How an interval was computed (named beside each verdict)."""
+
+    WELCH = "Welch"
+    PAIRED = "paired"
 
     def __str__(self) -> str:
         return self.value
@@ -48,6 +63,7 @@ class Interval:
     verdict: Verdict
     within: bool         # the difference of means lies inside the band (the single-run rule)
     seeds_needed: int | None = None   # inconclusive: seeds per side that would decide (None: more than MAX_SEEDS)
+    method: Method = Method.WELCH
 
     def text(self) -> str:
         if self.verdict == Verdict.INCONCLUSIVE:
@@ -56,6 +72,12 @@ class Interval:
         if self.verdict == Verdict.SINGLE:
             return f"single run ({'within' if self.within else 'beyond'} tolerance)"
         return f"{self.verdict} within tolerance" if self.verdict == Verdict.EQUIVALENT else str(self.verdict)
+
+    def range_text(self) -> str:
+        """`[low, high] (paired)`: the interval and how it was computed; empty for a single run."""
+        if self.verdict == Verdict.SINGLE:
+            return ""
+        return f"[{self.low:+.4g}, {self.high:+.4g}] ({self.method})"
 
 
 def summarize(values: Sequence[float]) -> Summary:
@@ -71,20 +93,28 @@ def band(left_mean: float, right_mean: float, rel: float | None, abs_: float | N
                rel * max(abs(left_mean), abs(right_mean)) if rel is not None else 0.0)
 
 
-def compare(left: Sequence[float], right: Sequence[float], rel: float | None, abs_: float | None = None) -> Interval:
-    """The verdict on right - left for one metric; `rel`/`abs_` as in a parity check."""
-    a, b = summarize(left), summarize(right)
-    return _judge(a, b, band(a.mean, b.mean, rel, abs_), estimate=True)
+def compare(left: Sequence[float] | Mapping[str, float], right: Sequence[float] | Mapping[str, float],
+            rel: float | None, abs_: float | None = None) -> Interval:
+    """The verdict on right - left for one metric; `rel`/`abs_` as in a parity check. Samples given as
+    cell -> value (a matrix cell's params, e.g. `[seed=1]`) are paired when both sides have the same cells."""
+    pairs = None
+    if isinstance(left, Mapping) and isinstance(right, Mapping) and left.keys() == right.keys() and len(left) > 1:
+        pairs = summarize([right[cell] - left[cell] for cell in left])
+    a, b = (summarize(list(side.values()) if isinstance(side, Mapping) else side) for side in (left, right))
+    return _judge(a, b, band(a.mean, b.mean, rel, abs_), pairs, estimate=True)
 
 
-def _judge(a: Summary, b: Summary, tolerance: float, *, estimate: bool) -> Interval:
+def _judge(a: Summary, b: Summary, tolerance: float, pairs: Summary | None, *, estimate: bool) -> Interval:
     diff = b.mean - a.mean
     inside = abs(diff) <= tolerance
     if min(a.n, b.n) < 2:
         return Interval(a, b, diff, diff, diff, tolerance, Verdict.SINGLE, inside)
-    va, vb = a.sd ** 2 / a.n, b.sd ** 2 / b.n
-    se = math.sqrt(va + vb)
-    half = 0.0 if se == 0 else t_quantile(0.5 + CONFIDENCE / 2, welch_df(a, b)) * se
+    if pairs is None:
+        se, method = math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n), Method.WELCH
+    else:
+        se, method = pairs.sd / math.sqrt(pairs.n), Method.PAIRED
+    df = 0.0 if se == 0 else welch_df(a, b) if pairs is None else pairs.n - 1.0
+    half = 0.0 if se == 0 else t_quantile(0.5 + CONFIDENCE / 2, df) * se
     low, high = diff - half, diff + half
     if -tolerance <= low and high <= tolerance:
         verdict = Verdict.EQUIVALENT
@@ -92,8 +122,8 @@ def _judge(a: Summary, b: Summary, tolerance: float, *, estimate: bool) -> Inter
         verdict = Verdict.DIFFERENT
     else:
         verdict = Verdict.INCONCLUSIVE
-    needed = _seeds_needed(a, b, tolerance) if estimate and verdict == Verdict.INCONCLUSIVE else None
-    return Interval(a, b, diff, low, high, tolerance, verdict, inside, needed)
+    needed = _seeds_needed(a, b, tolerance, pairs) if estimate and verdict == Verdict.INCONCLUSIVE else None
+    return Interval(a, b, diff, low, high, tolerance, verdict, inside, needed, method)
 
 
 def welch_df(a: Summary, b: Summary) -> float:
@@ -102,10 +132,11 @@ def welch_df(a: Summary, b: Summary) -> float:
     return (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
 
 
-def _seeds_needed(a: Summary, b: Summary, tolerance: float) -> int | None:
+def _seeds_needed(a: Summary, b: Summary, tolerance: float, pairs: Summary | None) -> int | None:
     """The smallest equal number of seeds per side that decides, if the means and spreads stayed as observed."""
     for n in range(max(a.n, b.n) + 1, MAX_SEEDS + 1):
-        again = _judge(Summary(n, a.mean, a.sd), Summary(n, b.mean, b.sd), tolerance, estimate=False)
+        grown = None if pairs is None else Summary(n, pairs.mean, pairs.sd)
+        again = _judge(Summary(n, a.mean, a.sd), Summary(n, b.mean, b.sd), tolerance, grown, estimate=False)
         if again.verdict != Verdict.INCONCLUSIVE:
             return n
     return None
