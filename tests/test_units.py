@@ -148,7 +148,7 @@ def test_compact_plan_json_loads_to_the_same_plan_as_the_full_one(tmp_path) -> N
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(campaign))
     plan = prepare(path).plan
-    compact = plan_json(plan)
+    compact = b"".join(plan_json(plan))
     raw = json.loads(compact)["jobs"]
     assert CELL_OF not in raw["prep"] and CELL_OF not in raw["train[seed=1,x=1]"] and "argv" in raw["after"]
     assert raw["train[seed=2,x=1.0]"][CELL_OF] == "train[seed=1,x=1]" and "resources" not in raw["train[seed=2,x=1.0]"]
