@@ -23,6 +23,7 @@ from typing_extensions import TypedDict
 
 from ptycho_batch.campaign.data import digest_data
 from ptycho_batch.campaign.spec import (
+    Artifact,
     Backend,
     Campaign,
     Expect,
@@ -391,9 +392,11 @@ class _CellBuilder:
                  given: dict[str, Any], declared_env: dict[str, str], report_dir: Path, run_dir: Path) -> None:
         self.job, self.base, self.located, self.shared = job, base, located, shared
         self.keys = list(job.matrix)
-        self.given, self.declared_env, self.report_dir, self.run_dir = given, declared_env, report_dir, run_dir
+        self.given, self.declared_env, self.report_dir = given, declared_env, report_dir
         self.defaults = {**campaign.defaults.params, **job.params}
         self.rules = job.fallback + campaign.backends[job.backend].fallback
+        self.work, self.cli, self.analysis = f"{run_dir}/work", f"{report_dir}/cli", f"{report_dir}/analysis"
+        self.head: PlannedJob | None = None   # the first cell built: the others are copies of it
 
     def __call__(self, values: tuple[Scalar, ...]) -> PlannedJob:
         """The cell's PlannedJob; raises _BadPath or KeyError (a template with no value) for a problem."""
@@ -402,32 +405,32 @@ class _CellBuilder:
         name = _cell_name(base, cell)
         slug = slugify(name)
         params = {**self.defaults, **cell}
-        workdir = self.run_dir / "work" / slug
+        workdir = f"{self.work}/{slug}"   # strings, not Paths: a slug has no "/", and this runs per access
         known: dict[str, Any] = {**params, "workdir": workdir, **self.given}
 
         def path(template: str, loc: tuple[Any, ...], check: Callable[[str], str] = _relative_inside) -> str:
             return _rendered_path(template, known, check, self.located, ("jobs", base, *loc), name)
 
-        argv = _argv(job.command, job.shell, known)
-        log_name = path(job.log, ("log",)) if job.log else f"{slug}.log"
-        env = {k: render(v, known) for k, v in self.declared_env.items()}
-        fallbacks = [
-            PlannedFallback(when=rule.when, note=rule.note, params={**params, **rule.params},
-                            argv=_argv(job.command, job.shell, {**known, **rule.params}),
-                            env={k: render(v, {**known, **rule.params})
-                                 for k, v in {**self.declared_env, **rule.env}.items()})
-            for rule in self.rules]
-        artifacts = {
-            art_name: PlannedArtifact(
+        def dest(art: Artifact, loc: tuple[Any, ...]) -> str:
+            return f"{self.analysis}/{path(art.as_ or Path(art.path).name, loc, _plain_name)}"
+
+        own: dict[str, Any] = dict(   # in build_plan's order of old: the first problem is the one reported
+            name=name, slug=slug, argv=_argv(job.command, job.shell, known), params=params, workdir=workdir,
+            log=str(self.report_dir / "cli" / path(job.log, ("log",))) if job.log else f"{self.cli}/{slug}.log",
+            env={k: render(v, known) for k, v in self.declared_env.items()},
+            fallbacks=[PlannedFallback(when=rule.when, note=rule.note, params={**params, **rule.params},
+                                       argv=_argv(job.command, job.shell, {**known, **rule.params}),
+                                       env={k: render(v, {**known, **rule.params})
+                                            for k, v in {**self.declared_env, **rule.env}.items()})
+                       for rule in self.rules],
+            artifacts={art_name: PlannedArtifact(
                 name=art_name, source=path(art.path, ("artifacts", art_name, "path")),
-                dest=str(self.report_dir / "analysis" / path(art.as_ or Path(art.path).name,
-                                                             ("artifacts", art_name, "as"), _plain_name)),
-                digest=art.digest, required=art.required, kind=art.kind)
-            for art_name, art in job.artifacts.items()}
-        return PlannedJob.model_construct(  # built from validated parts: no second validation
-            _PLANNED_FIELDS, **self.shared, name=name, slug=slug, argv=argv, params=params, env=env,
-            log=str(self.report_dir / "cli" / log_name), workdir=str(workdir), artifacts=artifacts,
-            fallbacks=fallbacks)
+                dest=dest(art, ("artifacts", art_name, "as")), digest=art.digest, required=art.required,
+                kind=art.kind) for art_name, art in job.artifacts.items()})
+        if self.head is not None:
+            return self.head.model_copy(update=own)   # shallow: the shared parts are the first cell's
+        self.head = PlannedJob.model_construct(_PLANNED_FIELDS, **self.shared, **own)  # validated parts
+        return self.head
 
 
 def _names_used(job: Job, env: dict[str, str], rules: list[Fallback]) -> set[str]:
