@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter, with_config
 from pydantic_core import CoreSchema, core_schema, to_json
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from ptycho_batch.campaign.data import digest_data
 from ptycho_batch.campaign.spec import (
@@ -223,37 +223,27 @@ def plan_json(plan: Plan) -> Iterator[bytes]:
 def load_plan(text: bytes) -> Plan:
     """The Plan in a plan.json text, compact (`plan_json`) or one full record a job (older runs).
 
-    A cell's own fields are validated together with every other cell's in one call (a damaged one raises
-    here), and it is kept as those fields: built on access as a copy of its job's first cell with them
-    replaced (as build_plan's cells share the rest). Raises ValueError (pydantic's ValidationError is
-    one) for anything that is not such a plan."""
+    The jobs of a compact one are parsed and typed in one pass of pydantic's JSON parser (a damaged cell
+    raises here); a cell is kept as its own fields and built on access as a copy of its job's first cell
+    with them replaced (as build_plan's cells share the rest). Raises ValueError (pydantic's
+    ValidationError is one) for anything that is not such a plan."""
     if CELL_OF.encode() not in text:
         return Plan.model_validate_json(text)   # one full record a job: pydantic's JSON path is the fast one
-    data = json.loads(text)
-    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
-        return Plan.model_validate(data)   # the validation error that says what is wrong
+    data = _plan_file().validate_json(text)
     plan = Plan.model_validate({**data, "jobs": {}})
     heads: dict[str, _Matrix] = {}
     entries: dict[str, Any] = {}
-    cells: dict[frozenset[str], list[tuple[str, Any, dict[str, Any]]]] = {}   # by the fields they have
     for name, entry in data["jobs"].items():
-        if isinstance(entry, dict) and CELL_OF in entry:
-            head_name = entry.pop(CELL_OF)   # what is left are the cell's own fields
-            cells.setdefault(frozenset(entry), []).append((name, head_name, entry))
-            entries[name] = None   # its place in the order
-        else:
+        if CELL_OF not in entry:
             head = entries[name] = PlannedJob.model_validate(entry)
             heads[name] = _Matrix(head, functools.partial(_copy_with, head))
-    for fields, group in cells.items():
-        if not fields <= _PLANNED_FIELDS:
-            raise ValueError(f"jobs.{group[0][0]}: unknown fields {sorted(fields - _PLANNED_FIELDS)}")
-        values = _cells_adapter(fields).validate_python([own for _, _, own in group])
-        for (name, head_name, _), own in zip(group, values):
-            matrix = heads.get(head_name) if isinstance(head_name, str) else None
-            if matrix is None:
+    for name, entry in data["jobs"].items():
+        if CELL_OF in entry:
+            head_name = entry.pop(CELL_OF)   # what is left are the cell's own fields
+            if head_name not in heads:
                 raise ValueError(f"jobs.{name}: {CELL_OF} {head_name!r} is not a job of this plan")
-            entries[name] = _Cell(matrix, own)
-    plan.jobs = PlanJobs(entries)
+            entries[name] = _Cell(heads[head_name], entry)
+    plan.jobs = PlanJobs({name: entries[name] for name in data["jobs"]})
     return plan
 
 
@@ -262,11 +252,19 @@ def _copy_with(head: PlannedJob, own: dict[str, Any]) -> PlannedJob:
 
 
 @functools.cache
-def _cells_adapter(fields: frozenset[str]) -> TypeAdapter[list[Any]]:
-    """Validates a list of cells that have just these PlannedJob fields of their own (a typed dict each)."""
-    cell = TypedDict("PlannedCell", {name: PlannedJob.model_fields[name].annotation   # type: ignore[misc]
-                                     for name in sorted(fields)})
-    return TypeAdapter(list[cell])
+def _plan_file() -> TypeAdapter[Any]:
+    """A compact plan.json's jobs, typed: each record holds any PlannedJob fields, and a cell `cell_of` too
+    (that a job's first cell has all it must, PlannedJob checks after); the plan's other keys are Plan's."""
+    PlanJobRecord = TypedDict("PlanJobRecord", {
+        **{name: NotRequired[field.annotation] for name, field in PlannedJob.model_fields.items()},  # type: ignore[misc]
+        CELL_OF: NotRequired[str]})
+    with_config(ConfigDict(extra="forbid"))(PlanJobRecord)
+
+    @with_config(ConfigDict(extra="allow"))
+    class PlanFile(TypedDict):
+        jobs: dict[str, PlanJobRecord]
+
+    return TypeAdapter(PlanFile)
 
 
 def slugify(name: str) -> str:

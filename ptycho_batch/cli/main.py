@@ -288,11 +288,12 @@ def _conclude(run: Run, states: dict[str, JobState], started: float) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ptycho_batch.executors.registry import load_run
+    from ptycho_batch.executors.registry import refresh_or_raise
     from ptycho_batch.journal.locate import locate_run
 
     run = locate_run(args.target, args.out)
-    plan, states = run.plan, load_run(run)
+    refresh_or_raise(run)
+    plan, states = run.plan, run.journal_states()   # each job's record built only where it is shown
     if args.json:
         print(json.dumps({"run_id": run.id, "run_dir": str(run.dir), "campaign": plan.campaign,
                           "jobs": {n: s.model_dump() for n, s in states.items()}}, indent=2, default=str))
