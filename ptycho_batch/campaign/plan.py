@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter, with_config
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, TypeAdapter, ValidationError
 from pydantic_core import CoreSchema, core_schema, to_json
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from ptycho_batch.campaign.data import digest_data
 from ptycho_batch.campaign.spec import (
@@ -39,7 +39,7 @@ from ptycho_batch.campaign.spec import (
     _relative_inside,
 )
 from ptycho_batch.campaign.templates import placeholders, render
-from ptycho_batch.util.errors import SpecError
+from ptycho_batch.util.errors import RecordError, SpecError
 
 
 class PlannedArtifact(BaseModel):
@@ -223,48 +223,54 @@ def plan_json(plan: Plan) -> Iterator[bytes]:
 def load_plan(text: bytes) -> Plan:
     """The Plan in a plan.json text, compact (`plan_json`) or one full record a job (older runs).
 
-    The jobs of a compact one are parsed and typed in one pass of pydantic's JSON parser (a damaged cell
-    raises here); a cell is kept as its own fields and built on access as a copy of its job's first cell
-    with them replaced (as build_plan's cells share the rest). Raises ValueError (pydantic's
-    ValidationError is one) for anything that is not such a plan."""
+    A compact one's cells are kept as parsed: each is typed when it is built, on access, as a copy of its
+    job's first cell with its own fields replaced (as build_plan's cells share the rest), so loading the
+    plan of a 10,000-task array costs little more than parsing it. Raises ValueError (pydantic's
+    ValidationError is one) for anything that is not such a plan; a cell whose own fields are damaged
+    raises RecordError naming it when it is read."""
     if CELL_OF.encode() not in text:
         return Plan.model_validate_json(text)   # one full record a job: pydantic's JSON path is the fast one
-    data = _plan_file().validate_json(text)
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+        return Plan.model_validate(data)   # the validation error that says what is wrong
     plan = Plan.model_validate({**data, "jobs": {}})
     heads: dict[str, _Matrix] = {}
-    entries: dict[str, Any] = {}
     for name, entry in data["jobs"].items():
-        if CELL_OF not in entry:
-            head = entries[name] = PlannedJob.model_validate(entry)
+        if not (isinstance(entry, dict) and CELL_OF in entry):
+            head = data["jobs"][name] = PlannedJob.model_validate(entry)
             heads[name] = _Matrix(head, functools.partial(_copy_with, head))
+    checked: set[frozenset[str]] = set()
     for name, entry in data["jobs"].items():
-        if CELL_OF in entry:
+        if isinstance(entry, dict):
             head_name = entry.pop(CELL_OF)   # what is left are the cell's own fields
-            if head_name not in heads:
+            if not isinstance(head_name, str) or head_name not in heads:
                 raise ValueError(f"jobs.{name}: {CELL_OF} {head_name!r} is not a job of this plan")
-            entries[name] = _Cell(heads[head_name], entry)
-    plan.jobs = PlanJobs({name: entries[name] for name in data["jobs"]})
+            if (fields := frozenset(entry)) not in checked:
+                if not fields <= _PLANNED_FIELDS:
+                    raise ValueError(f"jobs.{name}: unknown fields {sorted(fields - _PLANNED_FIELDS)}")
+                checked.add(fields)
+            data["jobs"][name] = _Cell(heads[head_name], entry)
+    plan.jobs = PlanJobs(data["jobs"])
     return plan
 
 
 def _copy_with(head: PlannedJob, own: dict[str, Any]) -> PlannedJob:
-    return head.model_copy(update=own)   # shallow: the rest is the first cell's
+    """A cell read from plan.json: its own fields typed, the rest its first cell's (a shallow copy)."""
+    try:
+        typed = _cells_adapter(frozenset(own)).validate_python(own)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise RecordError(f"plan.json: jobs.{own.get('name')}.{'.'.join(map(str, first['loc']))}: "
+                          f"{first['msg']} (a damaged run plan)") from None
+    return head.model_copy(update=typed)
 
 
 @functools.cache
-def _plan_file() -> TypeAdapter[Any]:
-    """A compact plan.json's jobs, typed: each record holds any PlannedJob fields, and a cell `cell_of` too
-    (that a job's first cell has all it must, PlannedJob checks after); the plan's other keys are Plan's."""
-    PlanJobRecord = TypedDict("PlanJobRecord", {
-        **{name: NotRequired[field.annotation] for name, field in PlannedJob.model_fields.items()},  # type: ignore[misc]
-        CELL_OF: NotRequired[str]})
-    with_config(ConfigDict(extra="forbid"))(PlanJobRecord)
-
-    @with_config(ConfigDict(extra="allow"))
-    class PlanFile(TypedDict):
-        jobs: dict[str, PlanJobRecord]
-
-    return TypeAdapter(PlanFile)
+def _cells_adapter(fields: frozenset[str]) -> TypeAdapter[Any]:
+    """Types a cell that has just these PlannedJob fields of its own (a typed dict)."""
+    cell = TypedDict("PlannedCell", {name: PlannedJob.model_fields[name].annotation   # type: ignore[misc]
+                                     for name in sorted(fields)})
+    return TypeAdapter(cell)
 
 
 def slugify(name: str) -> str:
