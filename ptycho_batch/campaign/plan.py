@@ -150,6 +150,15 @@ class PlanJobs(Mapping[str, PlannedJob]):
         entry = self._entries[name]
         return entry.matrix.head if isinstance(entry, _Cell) else entry
 
+    def slug(self, name: str) -> str:
+        """The job's slug (its folders' name) without building it."""
+        entry = self._entries[name]
+        if not isinstance(entry, _Cell):
+            return entry.slug
+        if isinstance(entry.own, dict):   # read from plan.json: its own slug, if it differs from the first's
+            return str(entry.own.get("slug", entry.matrix.head.slug))
+        return slugify(name)   # planned: as _CellBuilder names it
+
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Campaign job (`base`) -> its planned jobs, in plan order."""
         groups: dict[str, list[str]] = {}

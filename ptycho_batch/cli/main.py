@@ -207,7 +207,7 @@ def _print_json_object(items: Iterable[tuple[str, Any]]) -> None:
         text = json.dumps(value, indent=2).replace("\n", "\n  ")
         sys.stdout.write(f"{opening}\n  {json.dumps(key)}: {text}")
         opening = ","
-    print("}" if opening == "{" else "\n}")
+    print("{}" if opening == "{" else "\n}")
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -141,14 +141,15 @@ class Run:
             state = JobState.model_validate_json(data)
         except (ValidationError, ValueError) as error:
             return self._damaged(slug, path, error)
-        if state.name not in self.plan.jobs or self.plan.jobs[state.name].slug != slug:
+        if state.name not in self.plan.jobs or self.plan.jobs.slug(state.name) != slug:
             return self._damaged(slug, path, ValueError(f"record names job {state.name!r}"))
         return state
 
     def _damaged(self, slug: str, path: Path, error: Exception) -> JobState | None:
-        job = next((j for j in self.plan.jobs.values() if j.slug == slug), None)
-        if job is None:
+        name = next((n for n in self.plan.jobs if self.plan.jobs.slug(n) == slug), None)
+        if name is None:
             return None  # not a job of this plan: nothing to show
+        job = self.plan.jobs[name]
         aside = path.with_name("state.json.corrupt")
         try:
             os.replace(path, aside)
