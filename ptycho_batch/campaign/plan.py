@@ -169,9 +169,10 @@ class PlanJobs(Mapping[str, PlannedJob]):
     def _add(self, name: str, entry: PlannedJob | _Cell) -> None:
         self._entries[name] = entry
 
-    def _own(self, name: str) -> _Cell | None:
-        entry = self._entries[name]
-        return entry if isinstance(entry, _Cell) else None
+    def built(self) -> PlanJobs:
+        """The same jobs, each built once and kept: for a caller that reads every job several times (a
+        submit decides, freezes, records and launches each), time matters more than memory."""
+        return PlanJobs(dict(self.items()))
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
@@ -213,16 +214,15 @@ def plan_json(plan: Plan) -> Iterator[bytes]:
     a time: writing a 65,536-cell plan never holds all its cells at once."""
     rest = to_json(plan.model_dump(mode="json", exclude={"jobs"}), indent=1)
     yield rest[:-2] + b',\n "jobs": {'   # the object without its closing "\n}", "jobs" last
-    dumped_heads: dict[str, dict[str, Any]] = {}
-    for index, name in enumerate(plan.jobs):
-        job = plan.jobs[name]
-        cell = plan.jobs._own(name)
-        if cell is None:
-            record = dumped_heads[name] = job.model_dump(mode="json")
+    heads: dict[str, tuple[PlannedJob, dict[str, Any]]] = {}   # each campaign job's first cell, dumped
+    for index, (name, job) in enumerate(plan.jobs.items()):
+        record = job.model_dump(mode="json")
+        if job.base not in heads:
+            heads[job.base] = (job, record)
         else:
-            head, head_dumped = cell.matrix.head, dumped_heads[cell.matrix.head.name]
-            record = {CELL_OF: head.name}
-            for field, value in job.model_dump(mode="json").items():   # shared objects are equal unencoded
+            head, head_dumped = heads[job.base]
+            dumped, record = record, {CELL_OF: head.name}
+            for field, value in dumped.items():   # shared objects (build_plan's) are equal without encoding them
                 if getattr(job, field) is not getattr(head, field) and to_json(value) != to_json(head_dumped[field]):
                     record[field] = value
         yield b",\n  "[not index:] + to_json(name) + b": " + to_json(record, indent=1).replace(b"\n", b"\n  ")
@@ -386,6 +386,7 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
             else:
                 jobs._add(planned.name, _Cell(matrix, cell))
             expanded[base].append(planned.name)
+        build.checked = True
     if problems:
         raise SpecError(problems)
     return Plan(
@@ -410,6 +411,7 @@ class _CellBuilder:
         self.rules = job.fallback + campaign.backends[job.backend].fallback
         self.work, self.cli, self.analysis = f"{run_dir}/work", f"{report_dir}/cli", f"{report_dir}/analysis"
         self.head: PlannedJob | None = None   # the first cell built: the others are copies of it
+        self.checked = False   # set once build_plan has built (and so checked) every cell
 
     def __call__(self, values: tuple[Scalar, ...]) -> PlannedJob:
         """The cell's PlannedJob; raises _BadPath or KeyError (a template with no value) for a problem."""
@@ -422,6 +424,8 @@ class _CellBuilder:
         known: dict[str, Any] = {**params, "workdir": workdir, **self.given}
 
         def path(template: str, loc: tuple[Any, ...], check: Callable[[str], str] = _relative_inside) -> str:
+            if self.checked:   # every cell passed while planning: a rebuild renders the same paths
+                return render(template, known)
             return _rendered_path(template, known, check, self.located, ("jobs", base, *loc), name)
 
         def dest(art: Artifact, loc: tuple[Any, ...]) -> str:
