@@ -113,7 +113,7 @@ class _Matrix:
 
 class _Cell(NamedTuple):
     matrix: _Matrix
-    own: Any   # its matrix values (a planned cell) or its validated own fields (a cell read from plan.json)
+    own: Any   # its matrix values (a planned cell) or its own fields as parsed (read from plan.json, typed when built)
 
 
 class PlanJobs(Mapping[str, PlannedJob]):
