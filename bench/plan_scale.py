@@ -1,62 +1,57 @@
-"""Planning at scale: peak memory a job and time of `ptybatch validate` and `plan --json` on a big matrix.
+"""Planning at scale: peak memory a job and CPU time of `ptybatch validate` and `plan --json` on a big matrix.
 
-Writes a campaign with one matrix job of `--jobs` cells (4 params; default 16^4 = 65,536), then runs, each
+Writes a campaign with one matrix job of `--side`^4 cells (4 params; default 16^4 = 65,536), then runs, each
 in a fresh process, `ptybatch validate` and `ptybatch plan --json` (output to /dev/null), and as the baseline
-a bare interpreter that imports what `validate` imports and plans nothing. Prints seconds and peak RSS of
-each, and the RSS a job above the baseline. Target: at most 1 KB a job.
+a bare interpreter that imports what `validate` imports and plans nothing; with `--before DIR` the same
+commands by an older package (`git archive main ptycho_batch | tar -x -C DIR`). Prints CPU seconds and peak
+RSS of each (best of `--repeat`, as bench/status_scale.py measures them), and the RSS a job above the
+baseline. Target: at most 1 KB a job for `validate`.
 
-    python bench/plan_scale.py [--side 16] [--repeat 2]
+    python bench/plan_scale.py [--side 16] [--repeat 2] [--before DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
+from status_scale import Sample, best
 
-BASELINE = "import ptycho_batch.cli.main, ptycho_batch.engine.session"
-
-
-def measure(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process (RUSAGE_CHILDREN after it, one at a time)."""
-    script = ("import resource, subprocess, sys, time; start = time.perf_counter(); "
-              "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-              "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", script, *argv], cwd=cwd, capture_output=True, text=True,
-                         check=True).stdout.split()
-    return float(out[0]), float(out[1]) / 1024
+BASELINE = ["-c", "import ptycho_batch.cli.main, ptycho_batch.engine.session"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=16, help="values per param (4 params: side^4 jobs)")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--before", type=Path, help="a folder holding an older ptycho_batch package: measured too")
     args = parser.parse_args()
     count = args.side ** 4
     values = list(range(args.side))
     campaign = {"campaign": "scale", "backends": {"host": {"runtime": "host"}},
                 "jobs": {"cell": {"backend": "host", "matrix": {p: values for p in "abcd"},
                                   "command": ["echo", "{a}", "{b}", "{c}", "{d}"]}}}
-    runs = {"baseline (imports only)": [sys.executable, "-c", BASELINE],
-            "validate": [sys.executable, "-m", "ptycho_batch", "validate", "scale.yaml"],
-            "plan --json": [sys.executable, "-m", "ptycho_batch", "plan", "scale.yaml", "--json"]}
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "scale.yaml").write_text(yaml.safe_dump(campaign))
-        samples = {name: [measure(argv, Path(folder)) for _ in range(args.repeat)] for name, argv in runs.items()}
-    best = {name: (min(s for s, _ in runs_), min(r for _, r in runs_)) for name, runs_ in samples.items()}
-    print(f"{count} jobs, best time and lowest peak of {args.repeat} (this bench process: "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB):")
-    base_rss = best["baseline (imports only)"][1]
-    for name, (seconds, rss) in best.items():
-        extra = "" if name.startswith("baseline") else \
-            f"   {(rss - base_rss) * 1024 * 1024 / count:7.0f} B/job above the baseline"
-        print(f"  {name:24s} {seconds:6.2f} s   peak RSS {rss:6.0f} MB{extra}")
-    per_job = (best["validate"][1] - base_rss) * 1024 / count
+        spec = Path(folder) / "scale.yaml"
+        spec.write_text(yaml.safe_dump(campaign))
+        runs = {"validate": ["-m", "ptycho_batch", "validate", str(spec)],
+                "plan --json": ["-m", "ptycho_batch", "plan", str(spec), "--json"]}
+        sources = {"": None, **({f" ({args.before})": args.before} if args.before else {})}
+        samples: dict[str, Sample] = {}
+        for label, source in sources.items():
+            samples[f"baseline (imports only){label}"] = best(BASELINE, args.repeat, source)
+            samples |= {f"{name}{label}": best(argv, args.repeat, source) for name, argv in runs.items()}
+    print(f"{count} jobs, CPU seconds (user + system) and peak RSS, best of {args.repeat}:")
+    for label in sources:
+        base = samples[f"baseline (imports only){label}"]
+        for name in ("baseline (imports only)", *runs):
+            sample = samples[f"{name}{label}"]
+            extra = "" if name.startswith("baseline") else \
+                f"   {(sample.rss - base.rss) * 1024 * 1024 / count:7.0f} B/job above the baseline"
+            print(f"  {name + label:40s} {sample.cpu:6.2f} s   peak RSS {sample.rss:6.0f} MB{extra}")
+    per_job = (samples["validate"].rss - samples["baseline (imports only)"].rss) * 1024 / count
     print(f"validate: {per_job:.2f} KB/job (target <= 1 KB) -> {'OK' if per_job <= 1 else 'OVER TARGET'}")
 
 

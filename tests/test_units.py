@@ -130,13 +130,15 @@ def test_matrix_plan_round_trips_through_plan_json(tmp_path) -> None:
 def test_compact_plan_json_loads_to_the_same_plan_as_the_full_one(tmp_path) -> None:
     """plan.json stores a matrix cell as what differs from its job's first cell; it must load to the plan that
     was planned (and equal to what an older, one-full-record-a-job plan.json of it loads to), its cells sharing
-    the rest; a cell naming no earlier job, or an ill-typed own field, is a damaged plan (ValueError)."""
+    the rest; a cell naming no job, or a field no job has, is a damaged plan (ValueError); a cell with an ill-typed
+    own field raises RecordError naming it when it is read (cells are typed on access)."""
     import json
 
     import yaml
 
     from ptycho_batch.campaign.plan import CELL_OF, load_plan, plan_json
     from ptycho_batch.engine.session import prepare
+    from ptycho_batch.util.errors import RecordError
 
     campaign = {"campaign": "m", "backends": {"a": {"runtime": "host"}},
                 "jobs": {"prep": {"backend": "a", "command": ["echo", "prep"],
@@ -148,7 +150,7 @@ def test_compact_plan_json_loads_to_the_same_plan_as_the_full_one(tmp_path) -> N
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(campaign))
     plan = prepare(path).plan
-    compact = plan_json(plan)
+    compact = b"".join(plan_json(plan))
     raw = json.loads(compact)["jobs"]
     assert CELL_OF not in raw["prep"] and CELL_OF not in raw["train[seed=1,x=1]"] and "argv" in raw["after"]
     assert raw["train[seed=2,x=1.0]"][CELL_OF] == "train[seed=1,x=1]" and "resources" not in raw["train[seed=2,x=1.0]"]
@@ -159,8 +161,14 @@ def test_compact_plan_json_loads_to_the_same_plan_as_the_full_one(tmp_path) -> N
     assert [c.params["x"] for c in cells] == [1, 1.0] * 3 and [type(c.params["x"]) for c in cells[:2]] == [int, float]
     assert cells[1].env == {"X": "1.0"} and cells[0].env == {"X": "1"}
     assert cells[1].resources is cells[0].resources and cells[1].params is not cells[0].params
-    for damage in ({CELL_OF: "nowhere", "name": "x"}, {CELL_OF: "train[seed=1,x=1]", "argv": "not a list"}):
+    for damage in ({CELL_OF: "nowhere", "name": "x"}, {CELL_OF: "train[seed=1,x=1]", "bogus": 1}):
         broken = json.loads(compact)
         broken["jobs"]["train[seed=3,x=1]"] = damage
         with pytest.raises(ValueError):
             load_plan(json.dumps(broken).encode())
+    broken = json.loads(compact)   # an ill-typed own field: the cell is typed when read, and says so
+    broken["jobs"]["train[seed=3,x=1]"] = {CELL_OF: "train[seed=1,x=1]", "name": "train[seed=3,x=1]", "argv": "no"}
+    damaged = load_plan(json.dumps(broken).encode())
+    assert damaged.jobs["train[seed=2,x=1]"] == plan.jobs["train[seed=2,x=1]"]
+    with pytest.raises(RecordError, match=r"jobs\.train\[seed=3,x=1\]\.argv"):
+        damaged.jobs["train[seed=3,x=1]"]

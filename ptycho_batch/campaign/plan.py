@@ -1,7 +1,9 @@
 """From a validated campaign to a plan: matrix expansion, the DAG, resolved argv and paths, cache keys.
 
 The plan is plain data (`Plan`, `PlannedJob`), frozen into the run directory and handed to an executor;
-executors and the job runner never look at the campaign file again.
+executors and the job runner never look at the campaign file again. `Plan.jobs` is a read-only mapping
+(`PlanJobs`) that keeps a matrix cell as what it has of its own and builds its PlannedJob when read, so a
+65,536-cell matrix plans, and a 10,000-task run's plan loads, without a full object a cell.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ import itertools
 import json
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from pydantic import BaseModel, Field, TypeAdapter
-from pydantic_core import to_json
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, TypeAdapter, ValidationError
+from pydantic_core import CoreSchema, core_schema, to_json
 from typing_extensions import TypedDict
 
 from ptycho_batch.campaign.data import digest_data
 from ptycho_batch.campaign.spec import (
+    Artifact,
     Backend,
     Campaign,
     Expect,
@@ -38,7 +41,7 @@ from ptycho_batch.campaign.spec import (
     _relative_inside,
 )
 from ptycho_batch.campaign.templates import placeholders, render
-from ptycho_batch.util.errors import SpecError
+from ptycho_batch.util.errors import RecordError, SpecError
 
 
 class PlannedArtifact(BaseModel):
@@ -98,6 +101,90 @@ class PlannedJob(BaseModel):
 _PLANNED_FIELDS = set(PlannedJob.model_fields)   # every field is given: one set shared by every planned job
 
 
+class _Matrix:
+    """A matrix job's first cell and how any other cell of it is built from what that cell has of its own."""
+
+    __slots__ = ("head", "build")
+
+    def __init__(self, head: PlannedJob, build: Callable[[Any], PlannedJob]) -> None:
+        self.head = head
+        self.build = build
+
+
+class _Cell(NamedTuple):
+    matrix: _Matrix
+    own: Any   # its matrix values (a planned cell) or its own fields as parsed (read from plan.json, typed when built)
+
+
+class PlanJobs(Mapping[str, PlannedJob]):
+    """The plan's jobs by name, in a topological order: a read-only mapping whose matrix cells (after each
+    matrix job's first) are kept as what they have of their own and built into a PlannedJob on each access.
+
+    Why: a 65,536-cell matrix held as 65,536 PlannedJobs took 2.3 KB a job to plan; a cell is now its
+    name and its matrix values. Whoever needs a job reads it; what all cells of a job share (its base,
+    backend, stage, resources...) is read from `head`, and the jobs of each campaign job from `groups`,
+    without building any."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, jobs: Mapping[str, PlannedJob | _Cell] | None = None) -> None:
+        self._entries: dict[str, PlannedJob | _Cell] = dict(jobs or {})
+
+    def __getitem__(self, name: str) -> PlannedJob:
+        entry = self._entries[name]
+        return entry.matrix.build(entry.own) if isinstance(entry, _Cell) else entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __repr__(self) -> str:
+        return f"PlanJobs({len(self)} jobs)"
+
+    def head(self, name: str) -> PlannedJob:
+        """The job, or for a matrix cell its job's first cell: all but its own fields (name, slug, params,
+        argv, env, log, workdir, artifacts, fallbacks) are the cell's too."""
+        entry = self._entries[name]
+        return entry.matrix.head if isinstance(entry, _Cell) else entry
+
+    def slug(self, name: str) -> str:
+        """The job's slug (its folders' name) without building it."""
+        entry = self._entries[name]
+        if not isinstance(entry, _Cell):
+            return entry.slug
+        if isinstance(entry.own, dict):   # read from plan.json: its own slug, if it differs from the first's
+            return str(entry.own.get("slug", entry.matrix.head.slug))
+        return slugify(name)   # planned: as _CellBuilder names it
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Campaign job (`base`) -> its planned jobs, in plan order."""
+        groups: dict[str, list[str]] = {}
+        for name in self._entries:
+            groups.setdefault(self.head(name).base, []).append(name)
+        return {base: tuple(names) for base, names in groups.items()}
+
+    def _add(self, name: str, entry: PlannedJob | _Cell) -> None:
+        self._entries[name] = entry
+
+    def built(self) -> PlanJobs:
+        """The same jobs, each built once and kept: for a caller that reads every job several times (a
+        submit decides, freezes, records and launches each), time matters more than memory."""
+        return PlanJobs(dict(self.items()))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """Validated from (and dumped as) a dict of full PlannedJobs: `Plan(jobs={...})`, an older plan.json."""
+        as_dict = handler.generate_schema(dict[str, PlannedJob])
+        return core_schema.union_schema(
+            [core_schema.is_instance_schema(cls), core_schema.no_info_after_validator_function(cls, as_dict)],
+            serialization=core_schema.plain_serializer_function_ser_schema(dict, return_schema=as_dict))
+
+
 class Plan(BaseModel):
     campaign: str
     title: str
@@ -109,7 +196,7 @@ class Plan(BaseModel):
     required_backends: list[str]
     optional_backends: list[str]
     runtimes: dict[str, str]
-    jobs: dict[str, PlannedJob]   # in a topological order
+    jobs: PlanJobs   # in a topological order
     notes: dict[str, Any]
     data: dict[str, str]
     data_digests: dict[str, str] = Field(default_factory=dict)
@@ -120,81 +207,85 @@ class Plan(BaseModel):
 CELL_OF = "cell_of"   # plan.json: a matrix cell stored as what differs from the first cell of its job
 
 
-def plan_json(plan: Plan) -> bytes:
-    """plan.json's text: a matrix cell after its job's first is `{"cell_of": <first>, <the fields that differ>}`.
+def plan_json(plan: Plan) -> Iterator[bytes]:
+    """plan.json's text, a job at a time: a matrix cell after its job's first is `{"cell_of": <first>, <the
+    fields that differ>}`.
 
     Why: a 10,000-cell job is then one full job and 10,000 small records, written, read and validated
-    several times faster than 10,000 full copies; `load_plan` expands it back to the same Plan."""
-    data = plan.model_dump(mode="json", exclude={"jobs"})
-    jobs: dict[str, dict[str, Any]] = {}
-    heads: dict[str, tuple[PlannedJob, dict[str, Any]]] = {}
-    for name, job in plan.jobs.items():
-        dumped = job.model_dump(mode="json")
+    several times faster than 10,000 full copies; `load_plan` expands it back to the same Plan. A job at
+    a time: writing a 65,536-cell plan never holds all its cells at once."""
+    rest = to_json(plan.model_dump(mode="json", exclude={"jobs"}), indent=1)
+    yield rest[:-2] + b',\n "jobs": {'   # the object without its closing "\n}", "jobs" last
+    heads: dict[str, tuple[PlannedJob, dict[str, Any]]] = {}   # each campaign job's first cell, dumped
+    for index, (name, job) in enumerate(plan.jobs.items()):
+        record = job.model_dump(mode="json")
         if job.base not in heads:
-            heads[job.base] = (job, dumped)
-            jobs[name] = dumped
-            continue
-        head, head_dumped = heads[job.base]
-        cell: dict[str, Any] = {CELL_OF: head.name}
-        for field, value in dumped.items():   # shared objects (build_plan's) are equal without encoding them
-            if getattr(job, field) is not getattr(head, field) and to_json(value) != to_json(head_dumped[field]):
-                cell[field] = value
-        jobs[name] = cell
-    return to_json({**data, "jobs": jobs}, indent=1)
+            heads[job.base] = (job, record)
+        else:
+            head, head_dumped = heads[job.base]
+            dumped, record = record, {CELL_OF: head.name}
+            for field, value in dumped.items():   # shared objects (build_plan's) are equal without encoding them
+                if getattr(job, field) is not getattr(head, field) and to_json(value) != to_json(head_dumped[field]):
+                    record[field] = value
+        yield b",\n  "[not index:] + to_json(name) + b": " + to_json(record, indent=1).replace(b"\n", b"\n  ")
+    yield b"\n }\n}"
 
 
 def load_plan(text: bytes) -> Plan:
     """The Plan in a plan.json text, compact (`plan_json`) or one full record a job (older runs).
 
-    A cell is a copy of its job's first cell with its own fields replaced: it shares the rest with it (as
-    build_plan's cells do), and its own fields are validated together with every other cell's in one call,
-    so neither time nor memory grows with what a matrix job's cells have in common. Raises ValueError
-    (pydantic's ValidationError is one) for anything that is not such a plan."""
+    A compact one's cells are kept as parsed: each is typed when it is built, on access, as a copy of its
+    job's first cell with its own fields replaced (as build_plan's cells share the rest), so loading the
+    plan of a 10,000-task array costs little more than parsing it. Raises ValueError (pydantic's
+    ValidationError is one) for anything that is not such a plan; a cell whose own fields are damaged
+    raises RecordError naming it when it is read."""
     if CELL_OF.encode() not in text:
         return Plan.model_validate_json(text)   # one full record a job: pydantic's JSON path is the fast one
     data = json.loads(text)
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
         return Plan.model_validate(data)   # the validation error that says what is wrong
     plan = Plan.model_validate({**data, "jobs": {}})
-    heads: dict[str, PlannedJob] = {}
-    cells: dict[frozenset[str], list[tuple[str, Any, dict[str, Any]]]] = {}   # by the fields they have
+    heads: dict[str, _Matrix] = {}
     for name, entry in data["jobs"].items():
-        if isinstance(entry, dict) and CELL_OF in entry:
+        if not (isinstance(entry, dict) and CELL_OF in entry):
+            head = data["jobs"][name] = PlannedJob.model_validate(entry)
+            heads[name] = _Matrix(head, functools.partial(_copy_with, head))
+    checked: set[frozenset[str]] = set()
+    for name, entry in data["jobs"].items():
+        if isinstance(entry, dict):
             head_name = entry.pop(CELL_OF)   # what is left are the cell's own fields
-            cells.setdefault(frozenset(entry), []).append((name, head_name, entry))
-        else:
-            heads[name] = PlannedJob.model_validate(entry)
-    built: dict[str, PlannedJob] = {}
-    for fields, group in cells.items():
-        if not fields <= _PLANNED_FIELDS:
-            raise ValueError(f"jobs.{group[0][0]}: unknown fields {sorted(fields - _PLANNED_FIELDS)}")
-        values = _cells_adapter(fields).validate_python([own for _, _, own in group])
-        for (name, head_name, _), own in zip(group, values):
-            head = heads.get(head_name) if isinstance(head_name, str) else None
-            if head is None:
+            if not isinstance(head_name, str) or head_name not in heads:
                 raise ValueError(f"jobs.{name}: {CELL_OF} {head_name!r} is not a job of this plan")
-            built[name] = head.model_copy(update=own)   # shallow: the rest is the first cell's
-    plan.jobs = {name: heads.get(name) or built[name] for name in data["jobs"]}
+            if (fields := frozenset(entry)) not in checked:
+                if not fields <= _PLANNED_FIELDS:
+                    raise ValueError(f"jobs.{name}: unknown fields {sorted(fields - _PLANNED_FIELDS)}")
+                checked.add(fields)
+            data["jobs"][name] = _Cell(heads[head_name], entry)
+    plan.jobs = PlanJobs(data["jobs"])
     return plan
 
 
+def _copy_with(head: PlannedJob, own: dict[str, Any]) -> PlannedJob:
+    """A cell read from plan.json: its own fields typed, the rest its first cell's (a shallow copy)."""
+    try:
+        typed = _cells_adapter(frozenset(own)).validate_python(own)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise RecordError(f"plan.json: jobs.{own.get('name')}.{'.'.join(map(str, first['loc']))}: "
+                          f"{first['msg']} (a damaged run plan)") from None
+    return head.model_copy(update=typed)
+
+
 @functools.cache
-def _cells_adapter(fields: frozenset[str]) -> TypeAdapter[list[Any]]:
-    """Validates a list of cells that have just these PlannedJob fields of their own (a typed dict each)."""
+def _cells_adapter(fields: frozenset[str]) -> TypeAdapter[Any]:
+    """Types a cell that has just these PlannedJob fields of its own (a typed dict)."""
     cell = TypedDict("PlannedCell", {name: PlannedJob.model_fields[name].annotation   # type: ignore[misc]
                                      for name in sorted(fields)})
-    return TypeAdapter(list[cell])
+    return TypeAdapter(cell)
 
 
 def slugify(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "job"
-
-
-def _matrix_cells(matrix: dict[str, list[Scalar]]) -> list[dict[str, Scalar]]:
-    if not matrix:
-        return [{}]
-    keys = list(matrix)
-    return [dict(zip(keys, values)) for values in itertools.product(*(matrix[k] for k in keys))]
 
 
 def _cell_name(base: str, cell: dict[str, Scalar]) -> str:
@@ -232,7 +323,7 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
     data_digests = digest_data(data, located)
     required = set(campaign.required_backends())
     expanded: dict[str, list[str]] = {}
-    jobs: dict[str, PlannedJob] = {}
+    jobs = PlanJobs()
     problems: list[str] = []
     claimed: dict[str, str] = {}
     broken: set[str] = set()
@@ -270,40 +361,16 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
             expect=job.expect, timeout_min=job.timeout_min or campaign.defaults.timeout_min,
             resources=job.resources or campaign.defaults.resources, required=job.backend in required,
             signatures=campaign.signatures, requeue=job.requeue, array_parallelism=job.array_parallelism)
-        envs: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}   # equal rendered envs: one dict
-        for cell in _matrix_cells(job.matrix):
-            name = _cell_name(base, cell)
-            slug = slugify(name)
-            params = {**campaign.defaults.params, **job.params, **cell}
-            workdir = run_dir / "work" / slug
-            values: dict[str, Any] = {**params, "workdir": workdir}
-            values |= {f"data.{k}": v for k, v in data.items()}
-            for need in job.needs:
-                upstream_cells = expanded[need]
-                if len(upstream_cells) == 1:
-                    for art_name, art in jobs[upstream_cells[0]].artifacts.items():
-                        values[f"jobs.{need}.artifacts.{art_name}"] = art.dest
-            def path(template: str, loc: tuple[Any, ...], check: Callable[[str], str] = _relative_inside,
-                     values: dict[str, Any] = values, name: str = name, base: str = base) -> str:
-                return _rendered_path(template, values, check, located, ("jobs", base, *loc), name)
-
+        given: dict[str, Any] = {f"data.{k}": v for k, v in data.items()}   # what no cell changes
+        for need in job.needs:
+            if len(expanded[need]) == 1:
+                for art_name, art in jobs[expanded[need][0]].artifacts.items():
+                    given[f"jobs.{need}.artifacts.{art_name}"] = art.dest
+        build = _CellBuilder(campaign, job, base, located, shared, given, declared_env, report_dir, run_dir)
+        matrix: _Matrix | None = None
+        for cell in itertools.product(*job.matrix.values()):
             try:
-                argv = _argv(job.command, job.shell, values)
-                log_name = path(job.log, ("log",)) if job.log else f"{slug}.log"
-                env = {k: render(v, values) for k, v in declared_env.items()}
-                fallbacks = [
-                    PlannedFallback(when=rule.when, note=rule.note, params={**params, **rule.params},
-                                    argv=_argv(job.command, job.shell, {**values, **rule.params}),
-                                    env={k: render(v, {**values, **rule.params})
-                                         for k, v in {**declared_env, **rule.env}.items()})
-                    for rule in job.fallback + backend.fallback]
-                artifacts = {
-                    art_name: PlannedArtifact(
-                        name=art_name, source=path(art.path, ("artifacts", art_name, "path")),
-                        dest=str(report_dir / "analysis" / path(art.as_ or Path(art.path).name,
-                                                                ("artifacts", art_name, "as"), _plain_name)),
-                        digest=art.digest, required=art.required, kind=art.kind)
-                    for art_name, art in job.artifacts.items()}
+                planned = build(cell)
             except _BadPath as bad:
                 problems.append(str(bad))
                 broken.add(base)
@@ -312,15 +379,16 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
                 problems.append(f"{located.where(('jobs', base))}: jobs.{base}: template {{{missing.args[0]}}} has no "
                                 "single value here (a matrix job's artifacts cannot be named by a downstream job)")
                 continue
-            log_path = str(report_dir / "cli" / log_name)
-            claim(log_path, name, "log", ("jobs", base, "log"))
-            for art_name, art in artifacts.items():
-                claim(art.dest, name, "artifact", ("jobs", base, "artifacts", art_name))
-            jobs[name] = PlannedJob.model_construct(  # built from validated parts: no second validation
-                _PLANNED_FIELDS, **shared, name=name, slug=slug, argv=argv, params=params,
-                env=envs.setdefault(tuple(env.items()), env), log=log_path, workdir=str(workdir), artifacts=artifacts,
-                fallbacks=fallbacks)
-            expanded[base].append(name)
+            claim(planned.log, planned.name, "log", ("jobs", base, "log"))
+            for art_name, art in planned.artifacts.items():
+                claim(art.dest, planned.name, "artifact", ("jobs", base, "artifacts", art_name))
+            if matrix is None:   # the first cell is kept whole, every other one as its matrix values
+                matrix = _Matrix(planned, build)
+                jobs._add(planned.name, planned)
+            else:
+                jobs._add(planned.name, _Cell(matrix, cell))
+            expanded[base].append(planned.name)
+        build.checked = True
     if problems:
         raise SpecError(problems)
     return Plan(
@@ -330,6 +398,58 @@ def build_plan(campaign: Campaign, located: LocatedYaml, *, out: Path, run_dir: 
         runtimes=runtimes, jobs=jobs, notes=campaign.notes.model_dump(), data=data, data_digests=data_digests,
         parity=[check for check in campaign.parity if all(b in expanded for b in check.between)],
         backends=campaign.backends)
+
+
+class _CellBuilder:
+    """Builds a matrix job's cell from its matrix values: once to check it while planning, again on each
+    access (`PlanJobs`), so a cell needs to keep nothing but those values."""
+
+    def __init__(self, campaign: Campaign, job: Job, base: str, located: LocatedYaml, shared: dict[str, Any],
+                 given: dict[str, Any], declared_env: dict[str, str], report_dir: Path, run_dir: Path) -> None:
+        self.job, self.base, self.located, self.shared = job, base, located, shared
+        self.keys = list(job.matrix)
+        self.given, self.declared_env, self.report_dir = given, declared_env, report_dir
+        self.defaults = {**campaign.defaults.params, **job.params}
+        self.rules = job.fallback + campaign.backends[job.backend].fallback
+        self.work, self.cli, self.analysis = f"{run_dir}/work", f"{report_dir}/cli", f"{report_dir}/analysis"
+        self.head: PlannedJob | None = None   # the first cell built: the others are copies of it
+        self.checked = False   # set once build_plan has built (and so checked) every cell
+
+    def __call__(self, values: tuple[Scalar, ...]) -> PlannedJob:
+        """The cell's PlannedJob; raises _BadPath or KeyError (a template with no value) for a problem."""
+        job, base = self.job, self.base
+        cell = dict(zip(self.keys, values))
+        name = _cell_name(base, cell)
+        slug = slugify(name)
+        params = {**self.defaults, **cell}
+        workdir = f"{self.work}/{slug}"   # strings, not Paths: a slug has no "/", and this runs per access
+        known: dict[str, Any] = {**params, "workdir": workdir, **self.given}
+
+        def path(template: str, loc: tuple[Any, ...], check: Callable[[str], str] = _relative_inside) -> str:
+            if self.checked:   # every cell passed while planning: a rebuild renders the same paths
+                return render(template, known)
+            return _rendered_path(template, known, check, self.located, ("jobs", base, *loc), name)
+
+        def dest(art: Artifact, loc: tuple[Any, ...]) -> str:
+            return f"{self.analysis}/{path(art.as_ or Path(art.path).name, loc, _plain_name)}"
+
+        own: dict[str, Any] = dict(   # in build_plan's order of old: the first problem is the one reported
+            name=name, slug=slug, argv=_argv(job.command, job.shell, known), params=params, workdir=workdir,
+            log=str(self.report_dir / "cli" / path(job.log, ("log",))) if job.log else f"{self.cli}/{slug}.log",
+            env={k: render(v, known) for k, v in self.declared_env.items()},
+            fallbacks=[PlannedFallback(when=rule.when, note=rule.note, params={**params, **rule.params},
+                                       argv=_argv(job.command, job.shell, {**known, **rule.params}),
+                                       env={k: render(v, {**known, **rule.params})
+                                            for k, v in {**self.declared_env, **rule.env}.items()})
+                       for rule in self.rules],
+            artifacts={art_name: PlannedArtifact(
+                name=art_name, source=path(art.path, ("artifacts", art_name, "path")),
+                dest=dest(art, ("artifacts", art_name, "as")), digest=art.digest, required=art.required,
+                kind=art.kind) for art_name, art in job.artifacts.items()})
+        if self.head is not None:
+            return self.head.model_copy(update=own)   # shallow: the shared parts are the first cell's
+        self.head = PlannedJob.model_construct(_PLANNED_FIELDS, **self.shared, **own)  # validated parts
+        return self.head
 
 
 def _names_used(job: Job, env: dict[str, str], rules: list[Fallback]) -> set[str]:

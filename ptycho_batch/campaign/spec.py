@@ -12,13 +12,15 @@ import math
 import os
 import re
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ptycho_batch.campaign.templates import placeholders, render
 from ptycho_batch.util.errors import SpecError
+
+if TYPE_CHECKING:  # imported where a campaign file is read: readers of a run's plan.json never need it
+    import yaml
 
 Scalar = bool | int | float | str
 NAME_RE = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
@@ -320,8 +322,11 @@ def max_jobs() -> int:
         raise SpecError([f"{MAX_JOBS_ENV}={os.environ[MAX_JOBS_ENV]!r}: expected a whole number"]) from None
 
 
-# libyaml's parser when PyYAML has it: a 10,000-value matrix parses in 0.1 s instead of 2 s (issue 13)
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _loader() -> type[yaml.SafeLoader]:
+    """libyaml's parser when PyYAML has it: a 10,000-value matrix parses in 0.1 s instead of 2 s (issue 13)."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _where(path: Path, mark: yaml.Mark | None) -> str:
@@ -330,8 +335,10 @@ def _where(path: Path, mark: yaml.Mark | None) -> str:
 
 def _check_depth(path: Path, text: str) -> None:
     """Refuse deep nesting from the event stream, before the (recursive) composer sees it."""
+    import yaml
+
     depth = 0
-    for event in yaml.parse(text, Loader=_LOADER):
+    for event in yaml.parse(text, Loader=_loader()):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
@@ -343,6 +350,8 @@ def _check_depth(path: Path, text: str) -> None:
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     """How many values `node` stands for once every alias is expanded (shared nodes counted each time)."""
+    import yaml
+
     if id(node) not in memo:
         if isinstance(node, yaml.MappingNode):
             memo[id(node)] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
@@ -375,17 +384,19 @@ class LocatedYaml:
     """The parsed YAML plus the line/column of every key and value, for error messages."""
 
     def __init__(self, path: Path, text: str) -> None:
+        import yaml
+
         self.path = path
         self.value_marks: dict[Loc, yaml.Mark] = {}
         self.key_marks: dict[Loc, yaml.Mark] = {}
         self.duplicates: list[str] = []
         try:
             _check_depth(path, text)
-            node = yaml.compose(text, Loader=_LOADER)
+            node = yaml.compose(text, Loader=_loader())
             if node is not None and (size := _expanded_size(node, {})) > MAX_NODES:
                 raise SpecError([f"{path}:1:1: expands to {size:,} values through YAML aliases (the limit is "
                                  f"{MAX_NODES:,}); write the values out or use fewer aliases"])
-            self.data: Any = yaml.load(text, Loader=_LOADER)  # a safe loader (C or Python)
+            self.data: Any = yaml.load(text, Loader=_loader())  # a safe loader (C or Python)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             problem = getattr(exc, "problem", None) or str(exc)
@@ -394,6 +405,8 @@ class LocatedYaml:
             self._walk(node, ())
 
     def _walk(self, node: yaml.Node, loc: Loc) -> None:
+        import yaml
+
         self.value_marks[loc] = node.start_mark
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
@@ -717,6 +730,8 @@ def _check_templates(campaign: Campaign, name: str, job: Job, located: LocatedYa
 
 def parse_overrides(pairs: list[str]) -> dict[str, Scalar]:
     """`--set PARAM=VALUE` pairs; values are YAML scalars (so `2` is an int, `true` a bool)."""
+    import yaml
+
     result: dict[str, Scalar] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")

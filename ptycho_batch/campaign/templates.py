@@ -23,6 +23,8 @@ def render(text: str, values: Mapping[str, object], quote: Callable[[str], str] 
     `quote` wraps each substituted value (`shlex.quote` for `shell: true` commands, so a value is one
     word of data to the shell, never code).
     """
+    if "{" not in text and "}" not in text:
+        return text   # most of a command's words: nothing to substitute (a matrix cell renders them all)
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "{{":

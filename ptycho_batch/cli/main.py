@@ -9,12 +9,14 @@ unavailable, 5 a record or output file cannot be read or written (a full disk), 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ptycho_batch import __version__
 from ptycho_batch.campaign.runtime_names import RUNTIMES
@@ -186,15 +188,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     prepared = _prepare(args)
     decisions = decide(prepared, force=args.force, rerun_failed=args.rerun_failed)
     defaults = user_resources()
-    sbatch = {name: sbatch_options(job, defaults) for name, job in prepared.plan.jobs.items()}
-    if args.json:
-        print(json.dumps({name: {"run": d.run, "reason": d.reason, **job.model_dump(), "sbatch": sbatch[name]}
-                          for (name, job), d in zip(prepared.plan.jobs.items(), decisions.values())}, indent=2))
+    if args.json:   # a job at a time: a 65,536-job plan is never held as one document
+        _print_json_object((name, {"run": d.run, "reason": d.reason, **job.model_dump(),
+                                   "sbatch": sbatch_options(job, defaults)})
+                           for (name, job), d in zip(prepared.plan.jobs.items(), decisions.values()))
         return EXIT_OK
     from ptycho_batch.cli.views import plan_table, print_renderable
 
-    print_renderable(plan_table(prepared.plan, decisions, sbatch if args.sbatch else None))
+    sbatch = {name: sbatch_options(job, defaults) for name, job in prepared.plan.jobs.items()} if args.sbatch else None
+    print_renderable(plan_table(prepared.plan, decisions, sbatch))
     return EXIT_OK
+
+
+def _print_json_object(items: Iterable[tuple[str, Any]]) -> None:
+    """`print(json.dumps(dict(items), indent=2))`, written an item at a time."""
+    opening = "{"
+    for key, value in items:
+        text = json.dumps(value, indent=2).replace("\n", "\n  ")
+        sys.stdout.write(f"{opening}\n  {json.dumps(key)}: {text}")
+        opening = ","
+    print("{}" if opening == "{" else "\n}")
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -276,11 +289,15 @@ def _conclude(run: Run, states: dict[str, JobState], started: float) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ptycho_batch.executors.registry import load_run
+    # a one-shot reader: the cyclic collector would rescan every module, model and job record it loads
+    # (a tenth of its CPU for a 10,000-task run), to find no cycles to free
+    gc.disable()
+    from ptycho_batch.executors.registry import refresh_or_raise
     from ptycho_batch.journal.locate import locate_run
 
     run = locate_run(args.target, args.out)
-    plan, states = run.plan, load_run(run)
+    refresh_or_raise(run)
+    plan, states = run.plan, run.journal_states()   # each job's record built only where it is shown
     if args.json:
         print(json.dumps({"run_id": run.id, "run_dir": str(run.dir), "campaign": plan.campaign,
                           "jobs": {n: s.model_dump() for n, s in states.items()}}, indent=2, default=str))

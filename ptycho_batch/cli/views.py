@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +13,8 @@ from rich.table import Table
 
 from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.journal.records import JobState, State
-from ptycho_batch.reports.inventory import detail_text
-from ptycho_batch.tui.render import STATE_STYLE
-from ptycho_batch.tui.rows import job_groups
+from ptycho_batch.journal.store import JournalStates
+from ptycho_batch.reports.detail import STATE_STYLE, detail_text
 
 if TYPE_CHECKING:  # `status` draws its table without loading the cache rules or the comparison maths
     from ptycho_batch.engine.decisions import Decision
@@ -45,16 +45,16 @@ def plan_table(plan: Plan, decisions: dict[str, Decision], sbatch: dict[str, dic
 FOLD_CELLS = 50   # a matrix job with more cells than this is shown as one row per state of its cells
 
 
-def status_table(plan: Plan, states: dict[str, JobState], limit: int | None = None) -> Table:
+def status_table(plan: Plan, states: Mapping[str, JobState], limit: int | None = None) -> Table:
     """One row per job, a big matrix job's cells folded into one row per state (a 10,000-task array stays a
     few rows); past `limit` rows, the jobs that did not complete and a count of the rest."""
-    names = list(plan.jobs)
-    counts = Counter(states[n].state for n in names)
+    state_of = _state_of(states)
+    counts = Counter(map(state_of, plan.jobs))
     caption = ", ".join(f"{state}: {count}" for state, count in sorted(counts.items()))
     rows: list[tuple[str, ...]] = []
-    for base, members in job_groups(plan).items():
+    for base, members in plan.jobs.groups().items():
         if len(members) > FOLD_CELLS:
-            rows.extend(_folded_rows(plan, states, base, members))
+            rows.extend(_folded_rows(plan, states, state_of, base, members))
         else:
             rows.extend(_job_row(plan, states, name) for name in members)
     if limit is not None and len(rows) > limit:
@@ -69,7 +69,14 @@ def status_table(plan: Plan, states: dict[str, JobState], limit: int | None = No
     return table
 
 
-def _job_row(plan: Plan, states: dict[str, JobState], name: str) -> tuple[str, ...]:
+def _state_of(states: Mapping[str, JobState]) -> Callable[[str], State]:
+    """A job's State, without building its record where the states can say it so (JournalStates)."""
+    if isinstance(states, JournalStates):
+        return states.state_of
+    return lambda name: states[name].state
+
+
+def _job_row(plan: Plan, states: Mapping[str, JobState], name: str) -> tuple[str, ...]:
     job = plan.jobs[name]
     state = states[name]
     style = STATE_STYLE.get(state.state, "")
@@ -78,16 +85,16 @@ def _job_row(plan: Plan, states: dict[str, JobState], name: str) -> tuple[str, .
             duration, escape(detail_text(state)), escape(Path(state.log or job.log).name))
 
 
-def _folded_rows(plan: Plan, states: dict[str, JobState], base: str, members: tuple[str, ...]
-                 ) -> list[tuple[str, ...]]:
+def _folded_rows(plan: Plan, states: Mapping[str, JobState], state_of: Callable[[str], State], base: str,
+                 members: tuple[str, ...]) -> list[tuple[str, ...]]:
     """`base [n of N cells]` per state, with the first such cell's detail (`--json` lists every cell)."""
     first: dict[State, str] = {}
     counts: Counter[State] = Counter()
     for name in members:
-        state = states[name].state
+        state = state_of(name)
         counts[state] += 1
         first.setdefault(state, name)
-    job = plan.jobs[members[0]]
+    job = plan.jobs.head(members[0])
     return [(escape(f"{base} [{counts[state]} of {len(members)} cells]"), job.backend, job.stage,
              f"[{STATE_STYLE.get(state, '')}]{state}[/]", "", "",
              escape(f"e.g. {first[state]}: {detail_text(states[first[state]])}"), "")

@@ -125,6 +125,7 @@ def ready_runtimes(prepared: Prepared, decisions: dict[str, Decision]) -> None:
 def submit(prepared: Prepared, executor: Executor, *, force: bool = False, rerun_failed: bool = False,
            on_start=lambda run, states: None) -> Run:
     """Journal a new run under the campaign lock and hand it to the executor; returns once it is launched."""
+    prepared.plan.jobs = prepared.plan.jobs.built()   # decided, frozen, recorded, launched: each job read often
     executor.check(prepared.plan)
     report_dirs = {Path(job.report_dir) for job in prepared.plan.jobs.values()} | {Path(prepared.plan.summary_dir)}
     with campaign_lock(prepared.campaign_dir, prepared.run_id) as lock, \

@@ -42,7 +42,8 @@ class JournalCache:
         self.run = run
         self.refresh = refresh
         self.plan = run.plan
-        self.states: dict[str, JobState] = {name: planned_state(job) for name, job in self.plan.jobs.items()}
+        jobs = self.plan.jobs
+        self.states: dict[str, JobState] = {name: planned_state(jobs.head(name), name=name) for name in jobs}
         self.info: dict[str, Any] = {}
         self.submit_alive = False
         self.version = 0  # bumped whenever a state changed, so views can cache per version
@@ -86,9 +87,8 @@ class JournalCache:
             self.version += 1
             self._final_order = list(self._final)
             for state in changed:
-                job = self.plan.jobs.get(state.name)
-                if job is not None:
-                    self.base_version[job.base] = self.version
+                if state.name in self.plan.jobs:
+                    self.base_version[self.plan.jobs.head(state.name).base] = self.version
         self._poll_info()
         return changed
 
@@ -101,7 +101,7 @@ class JournalCache:
         self._submitted_stamp = stamp
         changed: list[JobState] = []
         for name, state in self.run.submitted_states().items():
-            if self.plan.jobs[name].slug not in self._seen and self.states[name] != state:
+            if self.plan.jobs.slug(name) not in self._seen and self.states[name] != state:
                 self.states[name] = state
                 changed.append(state)
         return changed

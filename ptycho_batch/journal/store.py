@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ptycho_batch.campaign.plan import Plan, PlannedJob, load_plan
+from ptycho_batch.campaign.plan import Plan, PlanJobs, PlannedJob, load_plan
 from ptycho_batch.journal.records import JobState, State, Submission
 from ptycho_batch.util.bulk import collector_paused
 from ptycho_batch.util.errors import RecordError
@@ -48,8 +49,39 @@ def new_run_id() -> str:
 
 
 def planned_state(job: PlannedJob, **fields: Any) -> JobState:
-    """The record of a job that has not started: PENDING, its backend and stage, nothing from any other run."""
-    return JobState(name=job.name, backend=job.backend, stage=job.stage, **fields)
+    """The record of a job that has not started: PENDING, its backend and stage, nothing from any other run.
+    (For a matrix cell, `job` may be its job's first cell, `plan.jobs.head(name)`, with `name=` the cell's.)"""
+    return JobState(**{"name": job.name, "backend": job.backend, "stage": job.stage, **fields})
+
+
+class JournalStates(Mapping[str, JobState]):
+    """Every planned job's state, in plan order, as `Run.all_states` says, each built when it is read.
+
+    Why: `status` of a 10,000-task array needs the count of each state and a few records; folding the
+    submission records into a (job id, time) per task and reading `state_of` builds no record a job."""
+
+    def __init__(self, jobs: PlanJobs, submitted: dict[str, tuple[str, float]], recorded: dict[str, JobState]) -> None:
+        self.jobs, self.submitted, self.recorded = jobs, submitted, recorded
+
+    def __getitem__(self, name: str) -> JobState:
+        state = self.recorded.get(name)
+        if state is not None:
+            return state
+        head = self.jobs.head(name)   # KeyError: not a job of this plan
+        if name not in self.submitted:
+            return planned_state(head, name=name)
+        job_id, updated = self.submitted[name]
+        return planned_state(head, name=name, slurm_job_id=job_id, reason=SUBMITTED_REASON, updated=updated)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.jobs)
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def state_of(self, name: str) -> State:
+        state = self.recorded.get(name)
+        return state.state if state is not None else State.PENDING
 
 
 class Run:
@@ -109,14 +141,15 @@ class Run:
             state = JobState.model_validate_json(data)
         except (ValidationError, ValueError) as error:
             return self._damaged(slug, path, error)
-        if state.name not in self.plan.jobs or self.plan.jobs[state.name].slug != slug:
+        if state.name not in self.plan.jobs or self.plan.jobs.slug(state.name) != slug:
             return self._damaged(slug, path, ValueError(f"record names job {state.name!r}"))
         return state
 
     def _damaged(self, slug: str, path: Path, error: Exception) -> JobState | None:
-        job = next((j for j in self.plan.jobs.values() if j.slug == slug), None)
-        if job is None:
+        name = next((n for n in self.plan.jobs if self.plan.jobs.slug(n) == slug), None)
+        if name is None:
             return None  # not a job of this plan: nothing to show
+        job = self.plan.jobs[name]
         aside = path.with_name("state.json.corrupt")
         try:
             os.replace(path, aside)
@@ -131,11 +164,15 @@ class Run:
     def read_states(self) -> dict[str, JobState]:
         """Every job the journal knows of, by job name: its own record, else what its submission record says."""
         with collector_paused():
-            states = self.submitted_states()
-            for slug in sorted(self.recorded_slugs()):
-                state = self.read_state(slug)
-                if state is not None:
-                    states[state.name] = state
+            return {**self.submitted_states(), **self.recorded_states()}
+
+    def recorded_states(self) -> dict[str, JobState]:
+        """The jobs' own records, by job name."""
+        states: dict[str, JobState] = {}
+        for slug in sorted(self.recorded_slugs()):
+            state = self.read_state(slug)
+            if state is not None:
+                states[state.name] = state
         return states
 
     def write_submission(self, key: str, submission: Submission) -> None:
@@ -169,23 +206,32 @@ class Run:
                     pass  # another reader moved it first
         return found
 
-    def submitted_states(self) -> dict[str, JobState]:
-        """What the submission records say of their jobs: PENDING, with the scheduler's id of each."""
-        states: dict[str, JobState] = {}
+    def submitted_tasks(self) -> dict[str, tuple[str, float]]:
+        """What the submission records say of their jobs, by job name: its scheduler id, and when."""
+        tasks: dict[str, tuple[str, float]] = {}
         jobs = self.plan.jobs
         for submission in self.submissions().values():
             updated = submission.submitted or 0.0
-            for name, job_id in zip(submission.names, submission.task_ids()):
-                job = jobs.get(name)
-                if job is not None:
-                    states[name] = planned_state(job, slurm_job_id=job_id, reason=SUBMITTED_REASON, updated=updated)
-        return states
+            tasks.update((name, (job_id, updated))
+                         for name, job_id in zip(submission.names, submission.task_ids()) if name in jobs)
+        return tasks
+
+    def submitted_states(self) -> dict[str, JobState]:
+        """What the submission records say of their jobs: PENDING, with the scheduler's id of each."""
+        tasks = self.submitted_tasks()
+        states = JournalStates(self.plan.jobs, tasks, {})
+        return {name: states[name] for name in tasks}
+
+    def journal_states(self) -> JournalStates:
+        """Every planned job's state, each built when read (see JournalStates)."""
+        with collector_paused():
+            return JournalStates(self.plan.jobs, self.submitted_tasks(), self.recorded_states())
 
     def all_states(self) -> dict[str, JobState]:
         """Every planned job's state: as read_states says, or PENDING when the journal knows nothing of it yet."""
-        states = self.read_states()
+        states = self.journal_states()
         with collector_paused():
-            return {name: states.get(name) or planned_state(job) for name, job in self.plan.jobs.items()}
+            return dict(states.items())
 
     def info(self) -> dict[str, Any]:
         """run.json; an unreadable one reads as empty (a damaged old run never blocks a new one)."""

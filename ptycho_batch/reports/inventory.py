@@ -22,6 +22,7 @@ from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
 from ptycho_batch.node.logtail import tail_lines
 from ptycho_batch.reports import inventory_html, plots
+from ptycho_batch.reports.detail import detail_text
 from ptycho_batch.reports.html import without_icon
 from ptycho_batch.reports.inventory_html import Blocker, InventoryView, JobView, Occurrence
 from ptycho_batch.reports.parity import ParityRow, evaluate_all, required_failures
@@ -52,19 +53,6 @@ def status_text(state: JobState) -> str:
     if state.state == State.COMPLETED and state.cached_from:
         return f"{icon} COMPLETED (cached from run {state.cached_from})"
     return f"{icon} {state.state}"
-
-
-def detail_text(state: JobState) -> str:
-    """What a person needs beside the state: the failure and its line, the fallback that resolved one, or why."""
-    if state.failure_class:
-        return f"{state.failure_class}: {state.failure_line or ''}"
-    if state.warning_text:
-        return state.warning_text
-    if state.fallback:
-        failed = [a for a in state.attempts if a.state == State.FAILED]
-        cause = f" after attempt {failed[-1].number} failed ({failed[-1].failure_class})" if failed else ""
-        return f"via fallback: {state.fallback}{cause}"
-    return state.reason or ""
 
 
 def summary_lines(plan: Plan, states: dict[str, JobState]) -> list[str]:

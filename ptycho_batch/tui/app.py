@@ -19,7 +19,7 @@ from ptycho_batch.node.logtail import tail_lines
 from ptycho_batch.tui.cache import LogDigests
 from ptycho_batch.tui.logs import log_path
 from ptycho_batch.tui.render import blocker_height, blockers_panel, footer, header, job_table, log_view, policy_line
-from ptycho_batch.tui.rows import Row, build_rows, job_groups, scroll
+from ptycho_batch.tui.rows import Row, build_rows, scroll
 
 TABLE_KEYS = "↑↓/jk select · enter log · space expand · c cancel · r refresh · q quit (jobs keep running)"
 LOG_KEYS = "esc back · q quit   (the log follows as it grows)"
@@ -33,7 +33,7 @@ class Dashboard:
     def __init__(self, run: Run, refresh: Callable[[Run], None] | None = None) -> None:
         self.cache = JournalCache(run, refresh=refresh)
         self.digests = LogDigests(self.cache.plan)
-        self.groups = job_groups(self.cache.plan)
+        self.groups = self.cache.plan.jobs.groups()
         self.expanded: set[str] = set()
         self.rows: list[Row] = build_rows(self.groups, self.expanded)
         self.selected = 0

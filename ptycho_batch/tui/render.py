@@ -24,12 +24,11 @@ from rich.text import Text
 from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.journal.reader import JournalCache
 from ptycho_batch.journal.records import UNSUCCESSFUL, JobState, State
+from ptycho_batch.reports.detail import STATE_STYLE
 from ptycho_batch.reports.inventory import policy_decision
 from ptycho_batch.tui.cache import LogDigests
 from ptycho_batch.tui.rows import Row
 
-STATE_STYLE = {State.COMPLETED: "green", State.FAILED: "bold red", State.SKIPPED: "yellow",
-               State.CANCELLED: "magenta", State.LOST: "bold red", State.RUNNING: "cyan", State.PENDING: "dim"}
 STATE_SYMBOL = {State.PENDING: "·", State.RUNNING: "▶", State.COMPLETED: "✔", State.FAILED: "✘",
                 State.SKIPPED: "↷", State.CANCELLED: "⊘", State.LOST: "?"}
 STATE_ORDER = (State.RUNNING, State.FAILED, State.LOST, State.CANCELLED, State.SKIPPED, State.PENDING,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ptycho_batch.campaign.plan import Plan
-
 
 @dataclass(frozen=True)
 class Row:
@@ -17,14 +15,6 @@ class Row:
     members: tuple[str, ...]   # the jobs this row stands for
     group: bool                # a collapsed or expanded matrix job
     child: bool = False        # a cell shown under its expanded group
-
-
-def job_groups(plan: Plan) -> dict[str, tuple[str, ...]]:
-    """Campaign job -> its planned jobs, in plan order."""
-    groups: dict[str, list[str]] = {}
-    for name, job in plan.jobs.items():
-        groups.setdefault(job.base, []).append(name)
-    return {base: tuple(names) for base, names in groups.items()}
 
 
 def build_rows(groups: dict[str, tuple[str, ...]], expanded: set[str]) -> list[Row]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ptycho_batch.campaign.plan import Plan, PlannedJob, slugify
+from ptycho_batch.campaign.plan import Plan, PlanJobs, PlannedJob, slugify
 from ptycho_batch.campaign.spec import Resources
 from ptycho_batch.journal.layout import utc_stamp
 from ptycho_batch.journal.records import JobState, State
@@ -34,7 +34,8 @@ def synthetic_run(root: Path, bases: dict[str, int], *, executor: str = "slurm",
     jobs = _planned_jobs(root, run, bases)
     plan = Plan(campaign="pinn_parity", title="PINN parity, phase C1 (gridsize 1)", source=str(root / "c1.yaml"),
                 out=str(root), summary_dir=str(root / "reports"), run_dir=str(run.dir), policy_id="POLICY-C1",
-                required_backends=["torch"], optional_backends=["tf"], runtimes=BACKENDS, jobs=jobs, notes={}, data={})
+                required_backends=["torch"], optional_backends=["tf"], runtimes=BACKENDS, jobs=PlanJobs(jobs),
+                notes={}, data={})
     write_atomic(run.dir / "plan.json", plan.model_dump_json())
     run.update_info(run_id=run.id, campaign=plan.campaign, executor=executor, pid=0)
     for index, job in enumerate(jobs.values()):

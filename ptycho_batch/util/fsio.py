@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -25,16 +25,18 @@ def io_error(path: Path | str, error: OSError) -> RecordError:
     return RecordError(f"{path}: cannot write: {error.strerror or error}")
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """Write via a temporary file and rename; the temporary file never outlives a failure."""
+def write_atomic(path: Path, text: str | bytes | Iterable[bytes]) -> None:
+    """Write via a temporary file and rename; the temporary file never outlives a failure. Chunks (an
+    iterable of bytes) are written as they come: a big record need not be held whole."""
     tmp = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    data = text.encode() if isinstance(text, str) else text
+    chunks = [text.encode()] if isinstance(text, str) else [text] if isinstance(text, bytes) else text
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for data in chunks:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
         finally:
             os.close(fd)
         os.replace(tmp, path)
