@@ -8,7 +8,9 @@ sees them) with the ratio ptybatch / submitit; the targets are 1.5x (time) and 1
 time of `ptybatch status` of the N-task run (target < 0.5 s), the sbatch calls ptybatch made and the
 `sacct`/`squeue` calls of one poll (counted by shims first on PATH; the target is 1 in total).
 Every array submitted is cancelled (scancel). Needs SLURM_CONF (source <dev cluster>/env.sh).
-Usage: python bench/slurm_fanout.py [--tasks 1000 10000] [--repeat 3]
+`--package DIR` runs ptybatch from another copy of the package (e.g. an older commit's, from
+`git archive <commit> ptycho_batch | tar -x -C DIR`), to compare two versions in one session.
+Usage: python bench/slurm_fanout.py [--tasks 1000 10000] [--repeat 3] [--package DIR]
 """
 
 from __future__ import annotations
@@ -175,6 +177,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--package", type=Path, metavar="DIR",
+                        help="run ptybatch from DIR/ptycho_batch instead of the installed package")
     args = parser.parse_args()
     traced = shutil.which("strace") is not None
     if not traced:
@@ -183,6 +187,8 @@ def main() -> None:
         root = Path(tmp)
         log = root / "calls.log"
         env = make_shims(root / "shims", log)
+        if args.package is not None:
+            env["PYTHONPATH"] = str(args.package.resolve())
         for tasks in args.tasks:
             bench(tasks, args.repeat, root, env, log, traced)
 
