@@ -55,6 +55,21 @@ def test_each_verb_imports_only_what_it_uses(tmp_path: Path) -> None:
                      "ptycho_batch.tui.watch", "ptycho_batch.tui.app", "rich.live")  # ... and nothing else
 
 
+def test_a_verb_builds_only_its_own_parser(tmp_path: Path) -> None:
+    """argparse looks up a translation (file-system look-ups) for each parser it makes: a verb makes two."""
+    path = write_campaign(tmp_path, host_campaign({"one": {"backend": "a", "command": [PY, "-c", "print(1)"]}}))
+    count = ("import gettext, json, sys\nasked = []\nlookup = gettext.gettext\n"
+             "gettext.gettext = lambda message: asked.append(message) or lookup(message)\n"
+             "from ptycho_batch.cli.main import main\ncode = main(sys.argv[1:])\nprint(json.dumps([code, asked]))")
+    done = subprocess.run([PY, "-c", count, "validate", str(path)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    code, asked = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0 and len(asked) <= 6, asked  # the whole tree: 51
+    wrong = ptybatch("status", "--no-such-option", cwd=tmp_path)  # an unknown option: the whole tree's usage
+    assert wrong.returncode == 2 and "{validate,schema,plan,submit,status" in wrong.stderr, wrong.stderr
+    assert "--executor" in ptybatch("submit", "--help", cwd=tmp_path).stdout
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git to make the repositories it reads")
 def test_git_revision_reads_heads_like_git_does(tmp_path: Path) -> None:
     def git(*args: str, cwd: Path = tmp_path / "repo") -> str:
