@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -161,6 +162,9 @@ def _containers_parser(commands: Subcommands) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every expected failure is one line per problem and its class's exit code."""
+    # ptybatch's own records need no pydantic plugins, and looking for them reads every installed package's
+    # entry points (~100 metadata calls) at the first model; jobs never see this (the env firewall)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     argv = sys.argv[1:] if argv is None else argv
     args, unknown = build_parser(argv[0] if argv and argv[0] in VERBS else None).parse_known_args(argv)
     if unknown:  # argparse's own message, with the whole tree's usage
