@@ -4,6 +4,7 @@ run records is read without a `git` process where git's files say it plainly."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,17 @@ def test_a_verb_builds_only_its_own_parser(tmp_path: Path) -> None:
     wrong = ptybatch("status", "--no-such-option", cwd=tmp_path)  # an unknown option: the whole tree's usage
     assert wrong.returncode == 2 and "{validate,schema,plan,submit,status" in wrong.stderr, wrong.stderr
     assert "--executor" in ptybatch("submit", "--help", cwd=tmp_path).stdout
+
+
+def test_a_spinner_off_a_terminal_is_two_plain_lines_without_rich(tmp_path: Path) -> None:
+    probe = ("import sys\nfrom ptycho_batch.util.progress import spinner\nwith spinner('work'):\n    pass\n"
+             "print('rich' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    plain = subprocess.run([PY, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert plain.stdout.strip() == "False" and plain.stderr.splitlines()[0] == "[ptybatch] work ...", plain.stderr
+    forced = subprocess.run([PY, "-c", probe], cwd=tmp_path, env={**env, "FORCE_COLOR": "1"}, capture_output=True,
+                            text=True, timeout=60)
+    assert forced.stdout.strip() == "True" and "\x1b[" in forced.stderr  # where rich could say yes, it decides
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git to make the repositories it reads")

@@ -22,6 +22,7 @@ from ptycho_batch import __version__
 from ptycho_batch.campaign.runtime_names import RUNTIMES
 from ptycho_batch.tui.commands import VERBS as VIEW_VERBS
 from ptycho_batch.tui.commands import Handler, Subcommands
+from ptycho_batch.util.bulk import collector_paused
 from ptycho_batch.util.errors import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -233,11 +234,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ptycho_batch.engine.session import submit
-    from ptycho_batch.executors.registry import make_executor
+    with collector_paused():  # start-up: the imports and the plan build ~10^5 objects, and no garbage cycles
+        from ptycho_batch.engine.session import submit
+        from ptycho_batch.executors.registry import make_executor
 
-    prepared = _prepare(args)
-    executor = make_executor(args.executor, jobs=args.jobs)
+        prepared = _prepare(args)
+        executor = make_executor(args.executor, jobs=args.jobs)
     started = time.monotonic()
     shown: dict[str, str] = {}
 
