@@ -2,13 +2,17 @@
 own `AutoExecutor.map_array` of N tasks, in the same run.
 
 Both sides submit the same held array (`--hold`, array parallelism 8, one submitit folder), each as a fresh
-Python process: wall time (best of `--repeat`), and when strace is installed the metadata system calls
-(`strace -f -c -e trace=%file`: every call that names a path, as a shared file system's metadata server
-sees them) with the ratio ptybatch / submitit; the targets are 1.5x (time) and 1.2x (calls). Then the
-time of `ptybatch status` of the N-task run (target < 0.5 s), the sbatch calls ptybatch made and the
-`sacct`/`squeue` calls of one poll (counted by shims first on PATH; the target is 1 in total).
+Python process, the two sides alternating: wall time and CPU time (user + system of the process and its
+children: sbatch, scontrol), each the best of `--repeat` (CPU time is what a loaded machine distorts
+least), and when strace is installed the metadata system calls (`strace -f -c -e trace=%file`: every
+call that names a path, as a shared file system's metadata server sees them) with the ratio
+ptybatch / submitit; the targets are 1.5x (time) and 1.2x (calls). Then the time of `ptybatch status`
+of the N-task run (target < 0.5 s), the sbatch calls ptybatch made and the `sacct`/`squeue` calls of
+one poll (counted by shims first on PATH; the target is 1 in total).
 Every array submitted is cancelled (scancel). Needs SLURM_CONF (source <dev cluster>/env.sh).
-Usage: python bench/slurm_fanout.py [--tasks 1000 10000] [--repeat 3]
+`--package DIR` runs ptybatch from another copy of the package (e.g. an older commit's, from
+`git archive <commit> ptycho_batch | tar -x -C DIR`), to compare two versions in one session.
+Usage: python bench/slurm_fanout.py [--tasks 1000 10000] [--repeat 3] [--package DIR]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -55,10 +60,14 @@ def calls(log: Path) -> dict[str, int]:
     return {name: lines.count(name) for name in COUNTED}
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str, float]:
+    """Wall seconds, stdout, and CPU seconds (user + system) of `argv` and the children it waited for."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True, text=True)
-    return time.perf_counter() - start, done.stdout
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, done.stdout, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def metadata_calls(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, dict[str, int], str]:
@@ -118,21 +127,22 @@ class Ptybatch(Side):
             self.ids.append(str(json.loads(record.read_text())["job_id"]))
 
 
-def submit(side: Submitit | Ptybatch, repeat: int, traced: bool) -> tuple[float, int | None, dict[str, int], Path]:
-    """Best wall time of `repeat` submissions, then (with strace) one traced submission's metadata calls."""
-    best = float("inf")
-    folder = side.root
-    for _ in range(repeat):
-        folder = side.folder()
-        seconds, stdout = timed(side.argv(folder), folder, side.env)
-        side.collect(folder, stdout)
-        best = min(best, seconds)
-    if not traced:
-        return best, None, {}, folder
-    traced_folder = side.folder()
-    total, busiest, stdout = metadata_calls(side.argv(traced_folder), traced_folder, side.env)
-    side.collect(traced_folder, stdout)
-    return best, total, busiest, folder
+def submit_once(side: Submitit | Ptybatch) -> tuple[float, float, Path]:
+    """One submission: wall and CPU seconds, and its folder; its array is cancelled at once."""
+    folder = side.folder()
+    wall, stdout, cpu = timed(side.argv(folder), folder, side.env)
+    side.collect(folder, stdout)
+    side.cancel()
+    return wall, cpu, folder
+
+
+def traced(side: Submitit | Ptybatch) -> tuple[int, dict[str, int]]:
+    """One traced submission's metadata calls: the total and the busiest four."""
+    folder = side.folder()
+    total, busiest, stdout = metadata_calls(side.argv(folder), folder, side.env)
+    side.collect(folder, stdout)
+    side.cancel()
+    return total, busiest
 
 
 def status_time(folder: Path, env: dict[str, str], log: Path) -> tuple[float, float, dict[str, int]]:
@@ -140,29 +150,39 @@ def status_time(folder: Path, env: dict[str, str], log: Path) -> tuple[float, fl
     scheduler calls of the first."""
     campaign = str(folder / "fanout.yaml")
     log.unlink(missing_ok=True)
-    first, _ = timed([sys.executable, "-m", "ptycho_batch", "status", campaign], folder, env)
+    first = timed([sys.executable, "-m", "ptycho_batch", "status", campaign], folder, env)[0]
     polled = calls(log)
-    second, _ = timed([sys.executable, "-m", "ptycho_batch", "status", campaign], folder, env)
+    second = timed([sys.executable, "-m", "ptycho_batch", "status", campaign], folder, env)[0]
     return first, second, polled
 
 
-def bench(tasks: int, repeat: int, root: Path, env: dict[str, str], log: Path, traced: bool) -> None:
+def bench(tasks: int, repeat: int, root: Path, env: dict[str, str], log: Path, strace: bool) -> None:
     theirs = Submitit(root / "submitit", tasks, os.environ.copy())
     ours = Ptybatch(root / "ptybatch", tasks, env)
+    wall = {"theirs": float("inf"), "ours": float("inf")}
+    cpu = dict(wall)
     try:
-        their_s, their_calls, their_top, _ = submit(theirs, repeat, traced)
-        theirs.cancel()
         log.unlink(missing_ok=True)
-        our_s, our_calls, our_top, folder = submit(ours, repeat, traced)
-        sbatch_calls = calls(log)["sbatch"] // (repeat + traced)
+        for _ in range(repeat):  # the two sides alternate, so that a change of load meets both
+            for label, side in (("theirs", theirs), ("ours", ours)):
+                seconds, cpu_s, folder = submit_once(side)
+                wall[label], cpu[label] = min(wall[label], seconds), min(cpu[label], cpu_s)
+        counted = {label: traced(side) for label, side in (("theirs", theirs), ("ours", ours))} if strace else {}
+        sbatch_calls = calls(log)["sbatch"] // (repeat + strace)
+        folder = ours.folder()  # a run kept (held) for `status`
+        timed(ours.argv(folder), folder, env)
+        ours.collect(folder, "")
         first, second, polled = status_time(folder, env, log)
     finally:
         theirs.cancel()
         ours.cancel()
-    print(f"{tasks}-task array on the dev cluster (best of {repeat}):")
-    print(f"  submitit AutoExecutor.map_array {their_s:8.3f} s")
-    print(f"  ptybatch submit --detach        {our_s:8.3f} s   ratio {our_s / their_s:5.2f}x (target <= 1.5x)")
-    if their_calls is not None and our_calls is not None:
+    print(f"{tasks}-task array on the dev cluster (best of {repeat}, alternated):")
+    print(f"  submitit AutoExecutor.map_array {wall['theirs']:8.3f} s wall {cpu['theirs']:8.3f} s CPU")
+    print(f"  ptybatch submit --detach        {wall['ours']:8.3f} s wall {cpu['ours']:8.3f} s CPU")
+    print(f"  ratio wall {wall['ours'] / wall['theirs']:5.2f}x (target <= 1.5x), "
+          f"CPU {cpu['ours'] / cpu['theirs']:5.2f}x")
+    if counted:
+        (their_calls, their_top), (our_calls, our_top) = counted["theirs"], counted["ours"]
         print(f"  metadata calls: submitit {their_calls}  {their_top}")
         print(f"                  ptybatch {our_calls}  {our_top}")
         print(f"                  ratio {our_calls / their_calls:5.2f}x (target <= 1.2x)")
@@ -175,16 +195,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--package", type=Path, metavar="DIR",
+                        help="run ptybatch from DIR/ptycho_batch instead of the installed package")
     args = parser.parse_args()
-    traced = shutil.which("strace") is not None
-    if not traced:
+    strace = shutil.which("strace") is not None
+    if not strace:
         print("strace not installed: no metadata call counts (apt-get install strace)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         log = root / "calls.log"
         env = make_shims(root / "shims", log)
+        if args.package is not None:
+            env["PYTHONPATH"] = str(args.package.resolve())
         for tasks in args.tasks:
-            bench(tasks, args.repeat, root, env, log, traced)
+            bench(tasks, args.repeat, root, env, log, strace)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ TASKS = 1000
 
 
 def journal_files(run_dir: Path) -> list[str]:
-    """Every file of the run's journal, less submitit's own folder (one pickle per task: its baseline)."""
+    """Every file of the run's journal, less submitit's own folder (a pickle path per task: its baseline)."""
     return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
                   if p.is_file() and "submitit" not in p.relative_to(run_dir).parts)
 
@@ -35,6 +35,8 @@ def test_a_1000_task_array_leaves_one_record_and_readers_fold_it(slurm: None, tm
     assert len(records) == 1 and not any(name.startswith("jobs/") for name in files), files
     assert len(files) <= 6, files  # campaign.yaml, campaign.source.yaml, plan.json, run.json, the record
     array = json.loads((run.dir / records[0]).read_text())["job_id"]
+    pickles = list((run.dir / "slurm" / "submitit").glob(f"{array}_*_submitted.pkl"))
+    assert len(pickles) == TASKS and len({p.stat().st_ino for p in pickles}) == 1  # one file, a link per task
     try:
         shown = json.loads(ptybatch("status", str(run.dir), "--json", cwd=tmp_path).stdout)["jobs"]
         assert {(s["state"], s["slurm_job_id"]) for s in shown.values()} == \

@@ -4,6 +4,7 @@ run records is read without a `git` process where git's files say it plainly."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,32 @@ def test_each_verb_imports_only_what_it_uses(tmp_path: Path) -> None:
     assert "rich.table" in shown  # the status table is drawn ...
     assert not under(shown, "submitit", "ptycho_batch.engine", "ptycho_batch.executors.slurm",
                      "ptycho_batch.tui.watch", "ptycho_batch.tui.app", "rich.live")  # ... and nothing else
+
+
+def test_a_verb_builds_only_its_own_parser(tmp_path: Path) -> None:
+    """argparse looks up a translation (file-system look-ups) for each parser it makes: a verb makes two."""
+    path = write_campaign(tmp_path, host_campaign({"one": {"backend": "a", "command": [PY, "-c", "print(1)"]}}))
+    count = ("import gettext, json, sys\nasked = []\nlookup = gettext.gettext\n"
+             "gettext.gettext = lambda message: asked.append(message) or lookup(message)\n"
+             "from ptycho_batch.cli.main import main\ncode = main(sys.argv[1:])\nprint(json.dumps([code, asked]))")
+    done = subprocess.run([PY, "-c", count, "validate", str(path)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    code, asked = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0 and len(asked) <= 6, asked  # the whole tree: 51
+    wrong = ptybatch("status", "--no-such-option", cwd=tmp_path)  # an unknown option: the whole tree's usage
+    assert wrong.returncode == 2 and "{validate,schema,plan,submit,status" in wrong.stderr, wrong.stderr
+    assert "--executor" in ptybatch("submit", "--help", cwd=tmp_path).stdout
+
+
+def test_a_spinner_off_a_terminal_is_two_plain_lines_without_rich(tmp_path: Path) -> None:
+    probe = ("import sys\nfrom ptycho_batch.util.progress import spinner\nwith spinner('work'):\n    pass\n"
+             "print('rich' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    plain = subprocess.run([PY, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert plain.stdout.strip() == "False" and plain.stderr.splitlines()[0] == "[ptybatch] work ...", plain.stderr
+    forced = subprocess.run([PY, "-c", probe], cwd=tmp_path, env={**env, "FORCE_COLOR": "1"}, capture_output=True,
+                            text=True, timeout=60)
+    assert forced.stdout.strip() == "True" and "\x1b[" in forced.stderr  # where rich could say yes, it decides
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git to make the repositories it reads")

@@ -11,16 +11,19 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ptycho_batch import __version__
 from ptycho_batch.campaign.runtime_names import RUNTIMES
-from ptycho_batch.tui.commands import register as register_views
+from ptycho_batch.tui.commands import VERBS as VIEW_VERBS
+from ptycho_batch.tui.commands import Handler, Subcommands
+from ptycho_batch.util.bulk import collector_paused
 from ptycho_batch.util.errors import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -53,25 +56,41 @@ def _campaign_options(parser: argparse.ArgumentParser) -> None:
                         help="run only what did not complete before; keep every completed job as it is")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The `ptybatch` parser; given a `verb`, with that sub-command's parser alone. Why: argparse looks up a
+    translation of its messages (four file-system look-ups each) for every parser it makes, and the 17 of
+    the whole tree cost a submit ~200 metadata calls; `--help` and a mistyped verb get the whole tree."""
     intro, codes = (__doc__ or "").split("\n\n")[:2]
     parser = argparse.ArgumentParser(prog="ptybatch", description=intro, epilog=codes,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ptybatch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, (add, _) in VERBS.items():
+        if verb in (None, name):
+            add(commands)
+    return parser
 
+
+def _validate_parser(commands: Subcommands) -> None:
     validate = commands.add_parser("validate", help="check a campaign file; report every problem with file:line:col")
     validate.add_argument("campaign")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="PARAM=VALUE",
                           help="check it with these params overridden (as submit --set would run it)")
+
+
+def _schema_parser(commands: Subcommands) -> None:
     commands.add_parser("schema", help="print the campaign JSON Schema (for editor completion)")
 
+
+def _plan_parser(commands: Subcommands) -> None:
     plan = commands.add_parser("plan", help="show what a submit would run or reuse, and why")
     _campaign_options(plan)
     plan.add_argument("--json", action="store_true")
     plan.add_argument("--sbatch", action="store_true",
                       help="add each job's effective sbatch options (what `submit --executor slurm` asks for)")
 
+
+def _submit_parser(commands: Subcommands) -> None:
     submit = commands.add_parser("submit", help="run a campaign")
     _campaign_options(submit)
     submit.add_argument("--executor", choices=["local", "slurm", "auto"], default="local",
@@ -82,23 +101,31 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--watch", action="store_true", help="show the live dashboard while the run goes on")
     submit.add_argument("--jobs", "-j", type=int, help="jobs at once (default: CPU count, or one per visible GPU)")
 
+
+def _status_parser(commands: Subcommands) -> None:
     status = commands.add_parser("status", help="the state of a run's jobs, from its journal")
     status.add_argument("target", nargs="?",
                         help="run dir, run id, campaign file or name, or out dir (default: newest)")
     status.add_argument("--out", type=Path)
     status.add_argument("--json", action="store_true")
 
+
+def _report_parser(commands: Subcommands) -> None:
     report = commands.add_parser("report", help="(re)write a run's artifact inventory and report.html from its journal")
     report.add_argument("target", nargs="?")
     report.add_argument("--out", type=Path)
     report.add_argument("--open", action="store_true",
                         help="open report.html in a browser where one is available (else print its path)")
 
+
+def _cancel_parser(commands: Subcommands) -> None:
     cancel = commands.add_parser("cancel", help="cancel a run's unfinished jobs (all, or those named)")
     cancel.add_argument("target", help="run dir, run id, campaign file or name")
     cancel.add_argument("jobs", nargs="*", help="job names (default: every unfinished job)")
     cancel.add_argument("--out", type=Path)
 
+
+def _compare_parser(commands: Subcommands) -> None:
     compare = commands.add_parser("compare", help="metrics two runs or reports share, side by side")
     compare.add_argument("left", help="run (dir, id, campaign) or report (dir or artifact_inventory.json)")
     compare.add_argument("right")
@@ -106,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--rel", type=float, default=0.05, help="relative tolerance that flags a difference")
     compare.add_argument("--out", type=Path)
 
+
+def _gc_parser(commands: Subcommands) -> None:
     gc = commands.add_parser("gc", help="remove old runs' workdirs (journal and report evidence stay)")
     gc.add_argument("target", nargs="?", help="campaign file or name, run dir or id, or a directory of runs "
                     "(default: runs below the current directory)")
@@ -116,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--venvs", action="store_true",
                     help="also remove the cached backend venvs no run used within --older-than (default 30d)")
 
+
+def _containers_parser(commands: Subcommands) -> None:
     containers = commands.add_parser("containers", help="build and convert the per-backend images")
     actions = containers.add_subparsers(dest="action", required=True)
     build = actions.add_parser("build", help="build Dockerfile.<backend> (both backends by default)")
@@ -129,15 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
         convert.add_argument("--engine", choices=["podman", "docker"], default="podman")
         if verb == "export":
             convert.add_argument("--format", choices=["oci-archive", "docker-archive"], default="oci-archive")
-    COMMANDS.update(register_views(commands))
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every expected failure is one line per problem and its class's exit code."""
-    args = build_parser().parse_args(argv)
+    # ptybatch's own records need no pydantic plugins, and looking for them reads every installed package's
+    # entry points (~100 metadata calls) at the first model; jobs never see this (the env firewall)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    argv = sys.argv[1:] if argv is None else argv
+    args, unknown = build_parser(argv[0] if argv and argv[0] in VERBS else None).parse_known_args(argv)
+    if unknown:  # argparse's own message, with the whole tree's usage
+        build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return VERBS[args.command][1](args)
     except PtybatchError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -211,11 +246,12 @@ def _print_json_object(items: Iterable[tuple[str, Any]]) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ptycho_batch.engine.session import submit
-    from ptycho_batch.executors.registry import make_executor
+    with collector_paused():  # start-up: the imports and the plan build ~10^5 objects, and no garbage cycles
+        from ptycho_batch.engine.session import submit
+        from ptycho_batch.executors.registry import make_executor
 
-    prepared = _prepare(args)
-    executor = make_executor(args.executor, jobs=args.jobs)
+        prepared = _prepare(args)
+        executor = make_executor(args.executor, jobs=args.jobs)
     started = time.monotonic()
     shown: dict[str, str] = {}
 
@@ -408,6 +444,10 @@ def cmd_containers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "plan": cmd_plan, "submit": cmd_submit,
-            "status": cmd_status, "report": cmd_report, "cancel": cmd_cancel, "compare": cmd_compare, "gc": cmd_gc,
-            "containers": cmd_containers}
+# each sub-command: what adds its parser, and its handler (in `ptybatch --help` order)
+VERBS: dict[str, tuple[Callable[[Subcommands], None], Handler]] = {
+    "validate": (_validate_parser, cmd_validate), "schema": (_schema_parser, cmd_schema),
+    "plan": (_plan_parser, cmd_plan), "submit": (_submit_parser, cmd_submit), "status": (_status_parser, cmd_status),
+    "report": (_report_parser, cmd_report), "cancel": (_cancel_parser, cmd_cancel),
+    "compare": (_compare_parser, cmd_compare), "gc": (_gc_parser, cmd_gc),
+    "containers": (_containers_parser, cmd_containers), **VIEW_VERBS}

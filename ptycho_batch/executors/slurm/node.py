@@ -71,6 +71,11 @@ def run_on_node(run_dir: str, job_name: str) -> str:
     return final.state
 
 
+def run_array_task(run_dir: str, job_names: list[str]) -> str:
+    """An array task: the job at this task's index (an array's tasks share one pickle, and so its arguments)."""
+    return run_on_node(run_dir, job_names[int(os.environ["SLURM_ARRAY_TASK_ID"])])
+
+
 def _stop_at_limit(registry: ProcessRegistry, job_id: str) -> None:
     """Time the job out just before SLURM's limit (nothing to do when it has none or SLURM cannot say)."""
     try:
