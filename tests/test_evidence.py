@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from helpers import ptybatch, write_campaign
 
 
@@ -68,3 +69,43 @@ def test_second_run_with_other_params_keeps_first_runs_evidence(tmp_path: Path) 
     moved = json.dumps(rebuilt).replace(f"history/{run_id}/", "")
     assert json.loads(moved) == inventory, "report <first run> rebuilds what it wrote the first time"
     assert "loss_curves" in (report / "analysis" / "artifact_inventory.md").read_text()
+
+
+def test_jobs_with_the_same_env_and_provenance_share_one_copy_of_each_record(tmp_path: Path) -> None:
+    """Records alike are hard links to one copy in the run's records/ (a file costs an inode, a link does not);
+    a job whose env differs gets its own. Each reads as a whole record of its job."""
+    campaign = write_campaign(tmp_path, {
+        "campaign": "t", "backends": {"a": {"runtime": "host"}},
+        "jobs": {"same": {"backend": "a", "matrix": {"i": [1, 2, 3]}, "command": ["true"]},
+                 "other": {"backend": "a", "command": ["true"], "env": {"MODE": "other"}}}})
+    assert ptybatch("submit", str(campaign), cwd=tmp_path).returncode == 0
+    analysis = tmp_path / "reports" / "t" / "analysis"
+    envs = {p.name: p for p in analysis.glob("*.env.json")}
+    same = [envs[f"same_i_{i}.env.json"].stat() for i in (1, 2, 3)]
+    assert len({s.st_ino for s in same}) == 1 and same[0].st_nlink == 4   # three jobs + the run's copy
+    assert envs["other.env.json"].stat().st_ino != same[0].st_ino
+    assert json.loads(envs["other.env.json"].read_text())["env"]["MODE"] == "other"
+    assert "MODE" not in json.loads(envs["same_i_1.env.json"].read_text())["env"]
+    provenance = [json.loads(p.read_text()) for p in analysis.glob("*.provenance.json")]
+    assert len(provenance) == 4 and all(p["runtime"] == "host" and p["probe"]["python"] for p in provenance)
+    assert len({p.stat().st_ino for p in analysis.glob("*.provenance.json")}) == 1
+    assert not list(analysis.glob(".*.tmp"))
+
+
+def test_a_record_that_cannot_be_linked_is_written_in_full(tmp_path: Path) -> None:
+    from ptycho_batch.util.fsio import write_linked
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on another file system than the test's tmp dir")
+    store = shm / f"ptybatch-test-{time.time_ns()}"
+    try:
+        record = tmp_path / "job.env.json"
+        write_linked(record, '{"env": {}}\n', store)
+        write_linked(record, '{"env": {"A": "1"}}\n', store)
+        assert record.read_text() == '{"env": {"A": "1"}}\n' and record.stat().st_nlink == 1
+        assert [p.name for p in tmp_path.iterdir()] == ["job.env.json"]
+    finally:
+        for path in store.glob("*"):
+            path.unlink()
+        store.rmdir()
