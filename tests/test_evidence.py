@@ -109,3 +109,37 @@ def test_a_record_that_cannot_be_linked_is_written_in_full(tmp_path: Path) -> No
         for path in store.glob("*"):
             path.unlink()
         store.rmdir()
+
+
+def test_manifests_of_one_run_are_links_to_one_log_and_older_manifests_still_count(tmp_path: Path) -> None:
+    """A job's manifest is a link to its process's manifest log (no inode per job); a manifest of one job,
+    as older runs wrote it, still sends that run's files to history; a line cut short is skipped."""
+    from ptycho_batch.campaign.plan import PlannedJob
+    from ptycho_batch.node.evidence import recorded
+
+    script = "import sys; open('out.txt', 'w').write(sys.argv[1])"
+    body = {"campaign": "t", "backends": {"a": {"runtime": "host"}}, "defaults": {"params": {"v": 1}},
+            "jobs": {"j": {"backend": "a", "matrix": {"i": [1, 2]}, "command": ["python3", "-c", script, "{v}{i}"],
+                           "artifacts": {"out": {"path": "out.txt", "as": "out_{i}.txt"}}}}}
+    campaign = write_campaign(tmp_path, body)
+    assert ptybatch("submit", str(campaign), cwd=tmp_path).returncode == 0
+    report = tmp_path / "reports" / "t"
+    manifests = sorted((report / ".evidence").glob("*.json"))
+    assert [m.name for m in manifests] == ["j_i_1.json", "j_i_2.json"]
+    assert len({m.stat().st_ino for m in manifests}) == 1 and manifests[0].stat().st_nlink == 3
+    log = next((report / ".evidence").glob("*.jsonl"))
+    with open(log, "a") as handle:
+        handle.write('{"run_dir": "/cut-sh')   # a crash while appending
+    jobs = {i: PlannedJob.model_construct(slug=f"j_i_{i}", report_dir=str(report)) for i in (1, 2)}
+    first = {i: recorded(jobs[i]) for i in (1, 2)}
+    assert all(entry is not None and entry["slug"] == f"j_i_{i}" for i, entry in first.items())
+    assert str(report / "analysis" / "out_2.txt") in first[2]["files"]
+
+    older = report / ".evidence" / "j_i_2.json"
+    older.unlink()
+    older.write_text(json.dumps(first[2], indent=2) + "\n")   # the one-job manifest of earlier versions
+    assert ptybatch("submit", str(campaign), "--set", "v=2", cwd=tmp_path).returncode == 0
+    history = report / "history" / first[1]["run_id"]
+    assert (history / "analysis" / "out_1.txt").read_text() == "11"
+    assert (history / "analysis" / "out_2.txt").read_text() == "12"
+    assert (report / "analysis" / "out_2.txt").read_text() == "22"

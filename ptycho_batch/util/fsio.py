@@ -66,16 +66,21 @@ def write_linked(path: Path, text: str, store: Path) -> None:
         if not shared.exists():
             write_atomic(shared, data)
         _stored.add(shared)
-    tmp = _tmp_name(path)
     try:
-        os.link(shared, tmp)
-        try:
-            os.replace(tmp, path)
-        except OSError:
-            os.unlink(tmp)
-            raise
+        link_atomic(shared, path)
     except OSError:
         write_atomic(path, data)
+
+
+def link_atomic(source: Path, path: Path) -> None:
+    """Make `path` another name of `source`, replacing what `path` was; raises OSError (no link left)."""
+    tmp = _tmp_name(path)
+    os.link(source, tmp)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.unlink(tmp)
+        raise
 
 
 _made_dirs: set[Path] = set()
