@@ -63,7 +63,9 @@ def record_evidence(job: PlannedJob, run_dir: Path, state: JobState) -> None:
         with _appending:
             fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, (json.dumps(entry) + "\n").encode())
+                line = memoryview((json.dumps(entry) + "\n").encode())
+                while line:   # a short write (a disk filling up) goes on, and the next one says why
+                    line = line[os.write(fd, line):]
             finally:
                 os.close(fd)
     except OSError as error:
