@@ -28,6 +28,7 @@ from typing import NamedTuple
 import yaml
 
 PR_SET_CHILD_SUBREAPER = 36
+ROOT = Path(__file__).resolve().parents[1]   # this checkout, holding ptycho_batch/
 
 
 class Sample(NamedTuple):
@@ -91,7 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     runners: dict[str, Callable[[Path, int, int], Sample]] = {"xargs": xargs_run, "ptybatch": ptybatch_run}
-    if args.before:
+    if args.before:   # both packages started alike (`-S`, PYTHONPATH), so only the package differs
+        runners["ptybatch"] = lambda folder, count, cores: ptybatch_run(folder, count, cores, ROOT)
         runners["before"] = lambda folder, count, cores: ptybatch_run(folder, count, cores, args.before)
     if shutil.which("snakemake"):
         runners["snakemake"] = snakemake_run
