@@ -39,3 +39,24 @@ def test_python_backend_missing_interpreter_is_one_line(tmp_path: Path) -> None:
     result = ptybatch("submit", str(write_campaign(tmp_path, body)), cwd=tmp_path)
     assert result.returncode == 4 and "nowhere/bin/python: not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_first_job_asks_identity_and_provenance_of_its_python_side_by_side(tmp_path: Path) -> None:
+    """Both probes start the backend's interpreter (a third of a second through a pyenv shim): the local
+    scheduler starts the provenance probe while the identity is asked, and the record is still whole."""
+    bindir = tmp_path / "shim"
+    bindir.mkdir()
+    starts = tmp_path / "starts"
+    shim = bindir / "python"
+    shim.write_text(f"#!/bin/sh\necho start >> {starts}\nsleep 1\necho end >> {starts}\nexec {sys.executable} \"$@\"\n")
+    shim.chmod(0o755)
+    body = {**BODY, "jobs": {"j": {"backend": "a", "matrix": {"i": [1, 2, 3]}, "command": ["true"]}}}
+    path = write_campaign(tmp_path, body)
+    result = ptybatch("submit", str(path), cwd=tmp_path, env={"PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert starts.read_text().split() == ["start", "start", "end", "end"]   # overlapping, not one after the other
+    for i in (1, 2, 3):
+        provenance = json.loads((tmp_path / "reports" / "t" / "analysis" / f"j_i_{i}.provenance.json").read_text())
+        assert provenance["identity"].startswith("host:") and str(shim) in provenance["identity"]
+        assert provenance["probe_exit_code"] == 0 and provenance["probe"]["python"]["executable"]
+        assert "PTYBATCH_JOB_TOKEN" in provenance["probe"]["env_names"]

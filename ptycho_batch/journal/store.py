@@ -8,6 +8,7 @@ Layout under `<out>/.ptybatch/<campaign>/`:
     <run-id>/submitted/<key>.json     one record per scheduler submission (a SLURM array: all its tasks)
     <run-id>/jobs/<slug>/state.json   a job's own record, replaced atomically on every state change
     <run-id>/work/<slug>/             each job's scratch working directory
+    <run-id>/records/<digest>.json    one copy of each env/provenance record that jobs' analysis/ files link to
 A job reads as its own record, else as its submission record says (queued, with its scheduler id), else as
 planned (PENDING): submitting an array costs a few files, however many tasks it has; each task's record
 is written by its runner on the node (or by the poller, for a verdict seen from outside).
@@ -107,6 +108,10 @@ class Run:
                 return load_plan(path.read_bytes())
         except (OSError, ValueError) as error:
             raise RecordError(f"{path}: damaged or missing run plan ({_first_line(error)})") from None
+
+    @property
+    def shared_records(self) -> Path:
+        return self.dir / "records"
 
     def job_dir(self, slug: str) -> Path:
         return self.dir / "jobs" / slug

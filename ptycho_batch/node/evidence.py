@@ -2,23 +2,29 @@
 
 A job's evidence files (its logs, env/provenance/metrics records, artifact copies and digest files, green
 copies) live under fixed names in its report dir, so a later run of the job with other params would
-replace them. After each job the runner writes a manifest, `<report_dir>/.evidence/<slug>.json` (which
-run and cache key produced which files). Before a run writes a job's evidence, a manifest from another run
-with another cache key sends those files to `<report_dir>/history/<run-id>/` (same relative paths), and
-that run's journal record is pointed at the moved files, so `ptybatch report <that-run>` still shows its
-own evidence. A rerun with the same cache key (same inputs) replaces its files in place.
+replace them. After each attempt the runner records which run and cache key produced which files: one
+JSON line appended to its process's manifest log, `<report_dir>/.evidence/<run-id>.<host>.<pid>.jsonl`,
+and `.evidence/<slug>.json` made a hard link to that log (a file per job would cost an inode per job; a
+link and an append cost neither; a manifest of one job, as older runs wrote them, reads the same). Before
+a run writes a job's evidence, a manifest entry from another run with another cache key sends those files
+to `<report_dir>/history/<run-id>/` (same relative paths), and that run's journal record is pointed at the
+moved files, so `ptybatch report <that-run>` still shows its own evidence. A rerun with the same cache key
+(same inputs) replaces its files in place.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 from pathlib import Path
+from typing import Any
 
 from ptycho_batch.campaign.plan import PlannedJob
 from ptycho_batch.journal.layout import ReportDir
 from ptycho_batch.journal.records import JobState
-from ptycho_batch.util.fsio import ensure_dirs, write_atomic, write_json
+from ptycho_batch.util.fsio import ensure_dirs, io_error, link_atomic, write_atomic, write_json
 
 MANIFEST_DIR = ".evidence"
 HISTORY_DIR = "history"
@@ -41,23 +47,66 @@ def evidence_files(job: PlannedJob, state: JobState) -> list[str]:
     return sorted({f for f in files if Path(f).exists()})
 
 
+_appending = threading.Lock()
+_read: dict[tuple[int, int, int], dict[str, dict[str, Any]]] = {}   # (device, inode, size) -> entries by slug
+
+
 def record_evidence(job: PlannedJob, run_dir: Path, state: JobState) -> None:
-    """The manifest of what this run wrote for `job` (after each attempt)."""
+    """Record what this run wrote for `job` (after each attempt): append it to this process's manifest log
+    and point the job's manifest at the log."""
+    folder = Path(job.report_dir) / MANIFEST_DIR
+    ensure_dirs(folder)
+    entry = {"run_dir": str(run_dir), "run_id": run_dir.name, "job": job.name, "slug": job.slug,
+             "cache_key": state.cache_key, "files": evidence_files(job, state)}
+    log = folder / f"{run_dir.name}.{socket.gethostname()}.{os.getpid()}.jsonl"
+    try:
+        with _appending:
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                line = memoryview((json.dumps(entry) + "\n").encode())
+                while line:   # a short write (a disk filling up) goes on, and the next one says why
+                    line = line[os.write(fd, line):]
+            finally:
+                os.close(fd)
+    except OSError as error:
+        raise io_error(log, error) from None
+    try:
+        link_atomic(log, _manifest(job))
+    except OSError:   # a file system without hard links: the manifest of this job alone
+        write_json(_manifest(job), entry)
+
+
+def recorded(job: PlannedJob) -> dict[str, Any] | None:
+    """The last manifest entry of `job` in its report dir (a log read once per process), None if none."""
     path = _manifest(job)
-    ensure_dirs(path.parent)
-    write_json(path, {"run_dir": str(run_dir), "run_id": run_dir.name, "job": job.name, "slug": job.slug,
-                      "cache_key": state.cache_key, "files": evidence_files(job, state)})
+    try:
+        stat = path.stat()
+        key = (stat.st_dev, stat.st_ino, stat.st_size)
+        if key not in _read:
+            _read[key] = _entries(path.read_text())
+    except OSError:
+        return None
+    return _read[key].get(job.slug)
+
+
+def _entries(text: str) -> dict[str, dict[str, Any]]:
+    try:
+        items = [json.loads(text)]   # one job's manifest (written whole, or a log of one line)
+    except ValueError:
+        items = []
+        for line in text.splitlines():
+            try:
+                items.append(json.loads(line))
+            except ValueError:
+                continue   # a line cut short (a crash or a full disk while appending)
+    return {item["slug"]: item for item in items if isinstance(item, dict) and isinstance(item.get("slug"), str)}
 
 
 def preserve_evidence(job: PlannedJob, run_dir: Path, cache_key: str | None) -> list[str]:
     """Before this run writes `job`'s evidence: move another run's (with another cache key) to history and
     repoint that run's record. Returns the moved files' new paths."""
-    try:
-        manifest = json.loads(_manifest(job).read_text())
-    except (OSError, ValueError):
-        return []
-    if not isinstance(manifest, dict) or manifest.get("run_dir") == str(run_dir) \
-            or manifest.get("cache_key") == cache_key:
+    manifest = recorded(job)
+    if manifest is None or manifest.get("run_dir") == str(run_dir) or manifest.get("cache_key") == cache_key:
         return []
     root = Path(job.report_dir)
     history = root / HISTORY_DIR / str(manifest.get("run_id", "unknown-run"))

@@ -25,21 +25,41 @@ PROBE_FILE = str(Path(__file__).with_name("probe.py"))   # for environments with
 _collected: dict[Path, dict[str, Any]] = {}   # by record path: this process's jobs share one read
 
 
-def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300, identity: str | None = None) -> dict[str, Any]:
-    """Probe inside `runtime` with `launch`'s env, workdir and binds; never raises for a failed probe."""
+_ahead: dict[Runtime, subprocess.Popen[str]] = {}   # probes started before their first job asked
+
+
+def _start(runtime: Runtime, launch: Launch) -> subprocess.Popen[str]:
     argv = list(PROBE_ARGV) if runtime.sees_package else ["python", PROBE_FILE]
     probe_launch = dataclasses.replace(launch, argv=argv)
+    return subprocess.Popen(runtime.argv(probe_launch), env=runtime.env(probe_launch), cwd=launch.workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def start_ahead(runtime: Runtime, launch: Launch) -> None:
+    """Start `runtime`'s probe now (the local scheduler, while the runtime's identity is asked); the next
+    `collect` for it takes this probe's answer."""
+    if runtime not in _ahead:
+        _ahead[runtime] = _start(runtime, launch)
+
+
+def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300, identity: str | None = None) -> dict[str, Any]:
+    """Probe inside `runtime` with `launch`'s env, workdir and binds; never raises for a failed probe."""
     record: dict[str, Any] = {"runtime": runtime.name, "identity": identity or runtime.identity()}
     try:
-        result = subprocess.run(runtime.argv(probe_launch), env=runtime.env(probe_launch), cwd=launch.workdir,
-                                capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as error:
+        probe = _ahead.pop(runtime, None) or _start(runtime, launch)
+    except OSError as error:
         return {**record, "probe_error": f"{type(error).__name__}: {error}"}
-    record["probe_exit_code"] = result.returncode
     try:
-        record["probe"] = json.loads(result.stdout)
+        stdout, stderr = probe.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as error:
+        probe.kill()
+        probe.communicate()
+        return {**record, "probe_error": f"{type(error).__name__}: {error}"}
+    record["probe_exit_code"] = probe.returncode
+    try:
+        record["probe"] = json.loads(stdout)
     except json.JSONDecodeError:
-        record["probe_error"] = (result.stderr or result.stdout)[-2000:]
+        record["probe_error"] = (stderr or stdout)[-2000:]
     return record
 
 

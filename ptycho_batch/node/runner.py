@@ -41,7 +41,7 @@ from ptycho_batch.node.triage import KEYWORDS, LINE_PATTERNS, TAIL_LINES, classi
 from ptycho_batch.runtimes.base import Launch, Runtime
 from ptycho_batch.util.digests import path_digest
 from ptycho_batch.util.errors import RuntimeUnavailable
-from ptycho_batch.util.fsio import ensure_dirs, write_atomic, write_json
+from ptycho_batch.util.fsio import ensure_dirs, json_text, write_atomic, write_json, write_linked
 from ptycho_batch.util.procs import process_start_time
 
 HOSTNAME = socket.gethostname()
@@ -161,6 +161,29 @@ def _note_resolution(state: JobState) -> None:
                          f"command `{' '.join(resolving.argv)}`.\n")
 
 
+def job_env(job: PlannedJob, variant: PlannedFallback | None, pinned_env: dict[str, str], token: str) -> dict[str, str]:
+    return build_env(os.environ, variant.env if variant else job.env, job.pass_env,
+                     {**pinned_env, JOB_TOKEN_VAR: token})
+
+
+def job_launch(job: PlannedJob, argv: list[str], env: dict[str, str], workdir: Path) -> Launch:
+    # a job's `gpus` is what it asks of a node; GPU flags for a runtime only where GPUs exist
+    return Launch(argv=argv, env=env, workdir=workdir, binds=[Path(job.report_dir), workdir, *map(Path, job.binds)],
+                  gpus=job.gpus if visible_gpus() else 0)
+
+
+def probe_ahead(job: PlannedJob, run: Run, runtime: Runtime, pinned_env: dict[str, str]) -> None:
+    """Start the provenance probe for `job` now, beside its runtime's identity probe: the first job of a
+    backend needs both before it starts, and two interpreter starts side by side cost one (the job's own
+    provenance step takes the probe's answer; anything that goes wrong here, it meets again and records)."""
+    try:
+        runtime.prepare()
+        provenance.start_ahead(runtime, job_launch(job, job.argv, job_env(job, None, pinned_env, new_job_token()),
+                                                   run.dir))
+    except Exception:  # only a head start: the job's own probe meets the failure again and records it
+        pass
+
+
 def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, variant: PlannedFallback | None,
              pinned_env: dict[str, str], registry: ProcessRegistry) -> list[str]:
     report = ReportDir(Path(job.report_dir))
@@ -177,19 +200,17 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
 
     argv = variant.argv if variant else job.argv
     token = new_job_token()
-    env = build_env(os.environ, variant.env if variant else job.env, job.pass_env,
-                    {**pinned_env, JOB_TOKEN_VAR: token})
-    write_json(report.record(job.slug, "env"),
-               {"job": job.name, "runtime": runtime.name, "env": redact(env, job.pass_env)})
-    # a job's `gpus` is what it asks of a node; GPU flags for a runtime only where GPUs exist
-    launch = Launch(argv=argv, env=env, workdir=workdir, binds=[report.root, workdir, *map(Path, job.binds)],
-                    gpus=job.gpus if visible_gpus() else 0)
+    env = job_env(job, variant, pinned_env, token)
+    # jobs with the same environment share one copy (the file's name says which job it is)
+    write_linked(report.record(job.slug, "env"), json_text({"runtime": runtime.name, "env": redact(env, job.pass_env)}),
+                 run.shared_records)
+    launch = job_launch(job, argv, env, workdir)
 
     runtime.prepare()
     # which image / venv / interpreter, framework and CUDA build produced this job's results
-    write_json(report.record(job.slug, "provenance"),
-               {"job": job.name, **provenance.collect_once(run.dir / "provenance", runtime, launch,
-                                                                  runtime_identity(runtime))})
+    write_linked(report.record(job.slug, "provenance"),
+                 json_text(provenance.collect_once(run.dir / "provenance", runtime, launch, runtime_identity(runtime))),
+                 run.shared_records)
     timed_out = False
     with open(log_path, "wb") as log:
         try:
@@ -265,6 +286,8 @@ def _collect_artifacts(job: PlannedJob, state: JobState, metrics: dict[str, obje
     """
     missing: list[str] = []
     state.artifacts = {}
+    if not job.artifacts:
+        return missing
     workdir = Path(job.workdir).resolve()
     for name, artifact in job.artifacts.items():
         source = (workdir / artifact.source).resolve()

@@ -21,7 +21,7 @@ from ptycho_batch.executors.outcomes import skip_reason
 from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
 from ptycho_batch.node.process import ProcessRegistry
-from ptycho_batch.node.runner import run_job
+from ptycho_batch.node.runner import probe_ahead, run_job
 from ptycho_batch.runtimes.base import Runtime
 from ptycho_batch.util.errors import SpecError
 
@@ -68,6 +68,7 @@ class Scheduler:
                 self.dependents.setdefault(need, []).append(name)
         self.ready = deque(name for name, needs in self.waiting.items() if not needs)
         self.unfinished = set(self.waiting)
+        self.probed: set[str] = set()   # backends whose provenance probe has started
 
     def execute(self) -> dict[str, JobState]:
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -111,6 +112,9 @@ class Scheduler:
             state = self.states[job.name]
             state.state = State.RUNNING
             pinned = {"CUDA_VISIBLE_DEVICES": ",".join(held_gpus)} if held_gpus else None
+            if job.backend not in self.probed:
+                self.probed.add(job.backend)
+                probe_ahead(job, self.run, self.runtimes[job.backend], pinned or {})
             future = pool.submit(run_job, job, self.run, self.runtimes[job.backend], state, self.states,
                                  pinned_env=pinned, registry=self.registry)
             self.running[future] = (job, held_gpus, cpus_wanted)
