@@ -42,9 +42,11 @@ from ptycho_batch.util.errors import SlurmCommandError
 # submitit always asks for a warning signal (USR2) this long before the limit; the node ignores it and
 # stops the job at the limit itself (node.py)
 SIGNAL_DELAY_S = 20
-# sbatch messages that mean "the controller did not answer", not "this job is refused"
+# sbatch messages that mean "the controller did not answer, or is too busy to take jobs now" (sbatch retried
+# EAGAIN, then gave up), not "this job is refused": the jobs stay unsubmitted and the next submit goes on
 _UNREACHABLE = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
-                "Zero Bytes were transmitted", "temporarily unable", "command not found")
+                "Zero Bytes were transmitted", "temporarily unable", "Resource temporarily unavailable",
+                "command not found")
 
 
 class SbatchRefused(Exception):
