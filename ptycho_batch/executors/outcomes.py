@@ -31,17 +31,19 @@ def skip_reason(job: PlannedJob, states: dict[str, JobState]) -> str | None:
 def propagate_skips(run: Run, plan: Plan, states: dict[str, JobState]) -> list[JobState]:
     """Record SKIPPED for every unfinished job downstream of an unsuccessful one; return those records.
 
-    The plan lists jobs in topological order, so a skip propagates downstream in one pass.
+    The plan lists jobs in topological order, so a skip propagates downstream in one pass. A matrix cell's
+    needs are its job's (`head`): no cell is built unless it is skipped.
     """
     skipped: list[JobState] = []
-    for name, job in plan.jobs.items():
-        state = states.get(name) or planned_state(job)
+    for name in plan.jobs:
+        head = plan.jobs.head(name)
+        state = states.get(name) or planned_state(head, name=name)
         if state.final:
             continue
-        reason = skip_reason(job, states)
+        reason = skip_reason(head, states)
         if reason is not None:
             state.state, state.reason = State.SKIPPED, reason
-            run.write_state(job.slug, state)
+            run.write_state(plan.jobs.slug(name), state)
             states[name] = state
             skipped.append(state)
     return skipped

@@ -70,7 +70,7 @@ def _refresh(run: Run, plan: Plan) -> None:
     recorded = run.recorded_slugs()  # after sacct: a record the node wrote meanwhile is read below
     for name in (name for name in plan.jobs if name in live):  # upstream first: SLURM cancels a dependent
         state = live[name]                                     # of a failure, which must then read SKIPPED
-        slug = plan.jobs[name].slug
+        slug = plan.jobs.slug(name)
         own = run.read_state(slug) if slug in recorded else None  # the node may have written meanwhile
         slurm = seen.get(state.slurm_job_id or "")
         if own is None and _still_queued(slurm):
@@ -101,7 +101,7 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
     if state.final:
         return
     if slurm is None:
-        if not accounted and run.cancel_requested(plan.jobs[name].slug):
+        if not accounted and run.cancel_requested(plan.jobs.slug(name)):
             _finish(run, plan, name, state, State.CANCELLED, FailureClass.CANCELLED, "cancelled in SLURM (requested)")
         elif not accounted:
             _finish(run, plan, name, state, State.FAILED, FailureClass.LOST,
@@ -114,7 +114,7 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
     if slurm.state == "RUNNING":
         if state.state == State.PENDING:
             state.state, state.host = State.RUNNING, slurm.node
-            run.write_state(plan.jobs[name].slug, state)
+            run.write_state(plan.jobs.slug(name), state)
         return
     if slurm.state in PENDING_LIKE:
         if state.state in (State.RUNNING, State.PENDING) and _unrecorded_node_failure(state, slurm):
@@ -127,7 +127,7 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
         reason = slurm.state.lower() + (f" ({slurm.reason})" if slurm.reason else "")
         if state.reason != reason and not _being_requeued(state):  # keep why it was requeued while it waits
             state.state, state.reason = State.PENDING, reason
-            run.write_state(plan.jobs[name].slug, state)
+            run.write_state(plan.jobs.slug(name), state)
         return
     if not slurm.terminal:
         return  # COMPLETING and the like: the verdict comes with the next poll
@@ -136,7 +136,7 @@ def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.Slur
     if slurm.state == "CANCELLED" and _upstream_failed(plan, name, states):
         return  # SLURM dropped it for a failed dependency: skip_downstream records SKIPPED with the reason
     if slurm.state == "CANCELLED":
-        requested = " (requested)" if run.cancel_requested(plan.jobs[name].slug) else ""
+        requested = " (requested)" if run.cancel_requested(plan.jobs.slug(name)) else ""
         _finish(run, plan, name, state, State.CANCELLED, FailureClass.CANCELLED, f"cancelled in SLURM{requested}")
     elif slurm.state == "COMPLETED":
         _finish(run, plan, name, state, State.FAILED, FailureClass.LOST,
@@ -208,7 +208,7 @@ def _requeue_after_timeout(run: Run, plan: Plan, name: str, state: JobState) -> 
 
 
 def _upstream_failed(plan: Plan, name: str, states: dict[str, JobState]) -> bool:
-    return skip_reason(plan.jobs[name], states) is not None
+    return skip_reason(plan.jobs.head(name), states) is not None
 
 
 def _finish(run: Run, plan: Plan, name: str, state: JobState, final: State, klass: str, line: str) -> None:
