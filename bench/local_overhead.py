@@ -3,9 +3,12 @@
 Both are measured in the same run on the same machine; the figure is the ratio of wall times (best of
 `--repeat`, runs interleaved). CPU time (user + system) of each whole process tree is shown too: this
 process becomes a subreaper, so the run supervisor, detached from the submitter, is counted when it exits.
-When snakemake is installed, the same 200 jobs as a Snakefile run with `snakemake -c <cores>` too. With
-`--before DIR` (a folder holding an older package: `git archive <rev> ptycho_batch | tar -x -C DIR`), that
-package runs the same submit in the same session.
+The same campaign's `ptybatch validate` (interpreter start, imports, campaign model, planning: what every
+submit does before its first job, and nothing else) is measured too, and the floor it sets is printed: a
+submit also starts the same 200 processes xargs does, on the same cores, so it cannot take less than
+validate + xargs. When snakemake is installed, the same 200 jobs as a Snakefile run with
+`snakemake -c <cores>` too. With `--before DIR` (a folder holding an older package:
+`git archive <rev> ptycho_batch | tar -x -C DIR`), that package runs the same submit in the same session.
 Usage: python bench/local_overhead.py [--jobs 200] [--repeat 3] [--before DIR]
 """
 
@@ -56,11 +59,16 @@ def timed(argv: list[str], cwd: Path, stdin: str | None = None, env: dict[str, s
     return Sample(wall, children_cpu() - cpu)
 
 
-def ptybatch_run(folder: Path, count: int, cores: int, source: Path | None = None) -> Sample:
+def campaign_file(folder: Path, count: int) -> Path:
     campaign = {"campaign": "bench", "backends": {"host": {"runtime": "host"}},
                 "jobs": {"noop": {"backend": "host", "matrix": {"i": list(range(count))}, "command": ["true"]}}}
     path = folder / "bench.yaml"
     path.write_text(yaml.safe_dump(campaign))
+    return path
+
+
+def ptybatch_run(folder: Path, count: int, cores: int, source: Path | None = None) -> Sample:
+    path = campaign_file(folder, count)
     shutil.rmtree(folder / "reports", ignore_errors=True)
     argv = [sys.executable, "-m", "ptycho_batch", "submit", str(path), "--jobs", str(cores)]
     if source is None:
@@ -68,6 +76,11 @@ def ptybatch_run(folder: Path, count: int, cores: int, source: Path | None = Non
     # `-S` leaves out the editable install's import hook, so the package on PYTHONPATH is the one imported
     packages = ":".join(site.getsitepackages())
     return timed([argv[0], "-S", *argv[1:]], folder, env={**os.environ, "PYTHONPATH": f"{source.resolve()}:{packages}"})
+
+
+def validate_run(folder: Path, count: int, cores: int) -> Sample:
+    """Start-up and planning only: the part of a submit before its first job."""
+    return timed([sys.executable, "-m", "ptycho_batch", "validate", str(campaign_file(folder, count))], folder)
 
 
 def xargs_run(folder: Path, count: int, cores: int) -> Sample:
@@ -91,7 +104,8 @@ def main() -> None:
                         "of the same jobs is measured too")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    runners: dict[str, Callable[[Path, int, int], Sample]] = {"xargs": xargs_run, "ptybatch": ptybatch_run}
+    runners: dict[str, Callable[[Path, int, int], Sample]] = {"xargs": xargs_run, "ptybatch": ptybatch_run,
+                                                               "validate": validate_run}
     if args.before:   # both packages started alike (`-S`, PYTHONPATH), so only the package differs
         runners["ptybatch"] = lambda folder, count, cores: ptybatch_run(folder, count, cores, ROOT)
         runners["before"] = lambda folder, count, cores: ptybatch_run(folder, count, cores, args.before)
@@ -113,6 +127,9 @@ def main() -> None:
               f"{1000 * sample.wall / args.jobs:6.2f} ms/job   CPU {sample.cpu:6.3f} s "
               f"({sample.cpu / best['xargs'].cpu:5.1f}x xargs)")
     ratio = best["ptybatch"].wall / best["xargs"].wall
+    floor = (best["validate"].wall + best["xargs"].wall) / best["xargs"].wall
+    print(f"floor of any submit here: validate + xargs = {floor:.1f}x xargs (start-up and planning alone: "
+          f"{floor - 1:.1f}x)")
     print(f"ptybatch/xargs ratio: {ratio:.1f}x (target <= 3x) -> {'OK' if ratio <= 3 else 'OVER TARGET'}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from helpers import ptybatch, write_campaign
@@ -60,3 +61,25 @@ def test_the_first_job_asks_identity_and_provenance_of_its_python_side_by_side(t
         assert provenance["identity"].startswith("host:") and str(shim) in provenance["identity"]
         assert provenance["probe_exit_code"] == 0 and provenance["probe"]["python"]["executable"]
         assert "PTYBATCH_JOB_TOKEN" in provenance["probe"]["env_names"]
+
+
+def test_a_slow_provenance_probe_does_not_hold_the_first_jobs_back(tmp_path: Path) -> None:
+    """The probe (seconds for TensorFlow) runs beside the backend's first jobs, and each job's record still
+    carries its whole answer."""
+    bindir = tmp_path / "shim"
+    bindir.mkdir()
+    shim = bindir / "python"   # slow only for the provenance probe (the identity is asked quickly)
+    shim.write_text(f"#!/bin/sh\ncase \"$1\" in *probe.py) sleep 3;; esac\nexec {sys.executable} \"$@\"\n")
+    shim.chmod(0o755)
+    stamp = ("import os, sys, time\nopen(os.path.join(sys.argv[1], sys.argv[2]), 'w').write(repr(time.time()))")
+    body = {**BODY, "jobs": {"j": {"backend": "a", "matrix": {"i": [1, 2]},
+                                   "command": [sys.executable, "-c", stamp, str(tmp_path), "{i}"]}}}
+    path = write_campaign(tmp_path, body)
+    begun = time.time()
+    result = ptybatch("submit", str(path), cwd=tmp_path, env={"PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    started = [float((tmp_path / str(i)).read_text()) - begun for i in (1, 2)]
+    assert time.time() - begun > 3 and max(started) < 2.5, started   # the jobs ran while the probe slept
+    for i in (1, 2):
+        provenance = json.loads((tmp_path / "reports" / "t" / "analysis" / f"j_i_{i}.provenance.json").read_text())
+        assert provenance["probe_exit_code"] == 0 and provenance["probe"]["python"]["executable"]

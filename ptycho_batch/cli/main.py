@@ -9,7 +9,6 @@ unavailable, 5 a record or output file cannot be read or written (a full disk), 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import sys
@@ -280,7 +279,7 @@ def _follow(run: Run, executor: Executor, started: float, shown: dict[str, str],
     """Follow the run to its end in the foreground; Ctrl-C does what the executor says (and says so)."""
     from ptycho_batch.engine.session import finalize
     from ptycho_batch.executors.follow import follow
-    from ptycho_batch.tui.watch import BackgroundWatch, state_line
+    from ptycho_batch.reports.detail import state_line
 
     def on_change(state: JobState) -> None:
         if shown.get(state.name) != state.state and not (viewer and viewer[0].active):
@@ -291,6 +290,8 @@ def _follow(run: Run, executor: Executor, started: float, shown: dict[str, str],
         print(f"[ptybatch] {executor.name.upper()} unreachable, still following: {problem}" if problem else
               f"[ptybatch] {executor.name.upper()} answers again", file=sys.stderr, flush=True)
 
+    if watch:   # the dashboard (and rich) only for a terminal: piped or logged output is plain lines
+        from ptycho_batch.tui.watch import BackgroundWatch
     viewer = [BackgroundWatch(run)] if watch else []
     try:
         states = follow(run, on_change, on_notice=on_notice)
@@ -327,7 +328,11 @@ def _conclude(run: Run, states: dict[str, JobState], started: float) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     # a one-shot reader: the cyclic collector would rescan every module, model and job record it loads
     # (a tenth of its CPU for a 10,000-task run), to find no cycles to free
-    gc.disable()
+    with collector_paused():
+        return _status(args)
+
+
+def _status(args: argparse.Namespace) -> int:
     from ptycho_batch.executors.registry import refresh_or_raise
     from ptycho_batch.journal.locate import locate_run
 

@@ -1,4 +1,4 @@
-"""How one job's state reads in a table (`status`, the dashboard, the report): its colour and its detail.
+"""How one job's state reads in a table (`status`, the dashboard, the report) or a line: its colour and detail.
 
 Apart from the inventory so that `status` draws its table without loading the report writer.
 """
@@ -22,3 +22,9 @@ def detail_text(state: JobState) -> str:
         cause = f" after attempt {failed[-1].number} failed ({failed[-1].failure_class})" if failed else ""
         return f"via fallback: {state.fallback}{cause}"
     return state.reason or ""
+
+
+def state_line(state: JobState) -> str:
+    """`[ptybatch] job: STATE (detail)`, the line `submit` and `watch --plain` print on each change."""
+    detail = state.failure_class or state.warning_text or state.reason if state.state != State.RUNNING else None
+    return f"[ptybatch] {state.name}: {state.state}" + (f" ({detail})" if detail else "")

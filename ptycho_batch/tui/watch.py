@@ -22,8 +22,8 @@ from rich.live import Live
 
 from ptycho_batch.executors.registry import refresh, refresh_or_raise
 from ptycho_batch.journal.reader import JournalCache
-from ptycho_batch.journal.records import JobState, State
 from ptycho_batch.journal.store import Run
+from ptycho_batch.reports.detail import state_line
 from ptycho_batch.reports.inventory import policy_decision
 from ptycho_batch.tui.app import Dashboard
 from ptycho_batch.tui.term import cbreak
@@ -71,12 +71,6 @@ def watch_run(run: Run, stop: threading.Event | None = None, interval: float = 1
             if key is not None:
                 dashboard.handle(key)
     return 0
-
-
-def state_line(state: JobState) -> str:
-    """`[ptybatch] job: STATE (detail)`, the same line `submit` prints."""
-    detail = state.failure_class or state.warning_text or state.reason if state.state != State.RUNNING else None
-    return f"[ptybatch] {state.name}: {state.state}" + (f" ({detail})" if detail else "")
 
 
 def watch_plain(run: Run, stop: threading.Event, interval: float, out: TextIO) -> int:
