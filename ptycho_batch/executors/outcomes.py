@@ -9,6 +9,7 @@ poller, any reader that finds a dead supervisor).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 from ptycho_batch.campaign.plan import Plan, PlannedJob
@@ -18,7 +19,7 @@ from ptycho_batch.node.logtail import tail_lines
 from ptycho_batch.node.triage import TAIL_LINES, write_red_note
 
 
-def skip_reason(job: PlannedJob, states: dict[str, JobState]) -> str | None:
+def skip_reason(job: PlannedJob, states: Mapping[str, JobState]) -> str | None:
     """Why `job` cannot run because of its upstream (a need that ended without completing), else None."""
     for need in job.needs:
         upstream = states.get(need)
@@ -28,20 +29,21 @@ def skip_reason(job: PlannedJob, states: dict[str, JobState]) -> str | None:
     return None
 
 
-def propagate_skips(run: Run, plan: Plan, states: dict[str, JobState]) -> list[JobState]:
+def propagate_skips(run: Run, plan: Plan, states: MutableMapping[str, JobState]) -> list[JobState]:
     """Record SKIPPED for every unfinished job downstream of an unsuccessful one; return those records.
 
     The plan lists jobs in topological order, so a skip propagates downstream in one pass. A matrix cell's
-    needs are its job's (`head`): no cell is built unless it is skipped.
+    needs are its job's (`head`): no cell is built, nor its record (`states` may be a `JournalStates`), unless
+    an upstream of it did not complete.
     """
     skipped: list[JobState] = []
     for name in plan.jobs:
         head = plan.jobs.head(name)
-        state = states.get(name) or planned_state(head, name=name)
-        if state.final:
-            continue
         reason = skip_reason(head, states)
-        if reason is not None:
+        if reason is None:
+            continue
+        state = states.get(name) or planned_state(head, name=name)
+        if not state.final:
             state.state, state.reason = State.SKIPPED, reason
             run.write_state(plan.jobs.slug(name), state)
             states[name] = state
