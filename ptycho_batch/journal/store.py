@@ -120,7 +120,7 @@ class Run:
         path = self.dir / "plan.json"
         try:
             with collector_paused():
-                return load_plan(path.read_bytes())
+                return load_plan(path.read_bytes(), str(path))
         except (OSError, ValueError) as error:
             raise RecordError(f"{path}: damaged or missing run plan ({_first_line(error)})") from None
 
