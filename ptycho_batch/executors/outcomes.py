@@ -51,6 +51,23 @@ def propagate_skips(run: Run, plan: Plan, states: MutableMapping[str, JobState])
     return skipped
 
 
+def settle_array(run: Run, plan: Plan, names: list[str], states: MutableMapping[str, JobState], final: State,
+                 failure_class: str, line: str, *, runtime: str) -> None:
+    """`settle` for every task of one array submission that failed as a whole (sbatch refused it), with ONE
+    red note naming the campaign job, its task count and `line`, which each task's record points at: a
+    refused 10,000-task array is one blocker, not 10,000 copies of one."""
+    first = plan.jobs[names[0]]
+    when = time.time()
+    note = planned_state(first, state=final, failure_class=failure_class, failure_line=line, ended=when)
+    write_red_note(first, note, runtime=runtime, argv=first.argv, env_names=sorted(first.env), tail=[], tasks=names)
+    for name in names:
+        state = states[name]
+        state.state, state.failure_class, state.failure_line = final, failure_class, note.failure_line
+        state.ended, state.red_note = state.ended or when, note.red_note
+        run.write_state(plan.jobs.slug(name), state)
+        states[name] = state
+
+
 def settle(run: Run, job: PlannedJob, state: JobState, final: State, failure_class: str, line: str,
            *, runtime: str, note: bool = True) -> JobState:
     """A final record for a job its runner could not finish itself, with a red note (`note`) unless it was
