@@ -66,6 +66,10 @@ def test_journal_states_fold_records_without_building_them(tmp_path: Path) -> No
     assert all(states.state_of(name) == states[name].state for name in states)
     assert dict(states) == run.all_states()
     assert set(run.read_states()) == set(cells) and run.submitted_states()[cells[2]].slurm_job_id == "77_2"
+    eager = {name: s.slurm_job_id for name, s in run.read_states().items() if not s.final and s.slurm_job_id}
+    assert states.live_ids() == eager and len(eager) == len(cells)   # what the SLURM poll asks about
+    states[cells[2]] = done = JobState(name=cells[2], state=State.COMPLETED, backend="a", stage=own.stage)
+    assert states[cells[2]] is done and states.state_of(cells[2]) == State.COMPLETED and cells[2] not in states.live_ids()
 
 
 def test_plan_json_streams_the_same_document() -> None:
