@@ -14,13 +14,15 @@ from pathlib import Path
 
 from ptycho_batch.campaign.plan import Plan, PlannedJob
 from ptycho_batch.journal.records import JobState, State
-from ptycho_batch.journal.store import Run, planned_state
+from ptycho_batch.journal.store import JournalStates, Run, planned_state
 from ptycho_batch.node.logtail import tail_lines
 from ptycho_batch.node.triage import TAIL_LINES, write_red_note
 
 
 def skip_reason(job: PlannedJob, states: Mapping[str, JobState]) -> str | None:
-    """Why `job` cannot run because of its upstream (a need that ended without completing), else None."""
+    """Why `job` cannot run because of its upstream (a need that ended without completing), else None.
+    `states` need hold only the jobs that have a record of their own (`JournalStates.recorded`): a job known
+    from its submission record or the plan alone has not ended."""
     for need in job.needs:
         upstream = states.get(need)
         if upstream is not None and upstream.final and upstream.state != State.COMPLETED:
@@ -37,9 +39,10 @@ def propagate_skips(run: Run, plan: Plan, states: MutableMapping[str, JobState])
     an upstream of it did not complete.
     """
     skipped: list[JobState] = []
+    recorded = states.recorded if isinstance(states, JournalStates) else states   # no record built to be read
     for name in plan.jobs:
         head = plan.jobs.head(name)
-        reason = skip_reason(head, states)
+        reason = skip_reason(head, recorded)
         if reason is None:
             continue
         state = states.get(name) or planned_state(head, name=name)

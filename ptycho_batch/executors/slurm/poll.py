@@ -11,13 +11,12 @@ DependencyNeverSatisfied.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, MutableMapping
 
 from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.executors.outcomes import propagate_skips, settle, skip_reason
 from ptycho_batch.executors.slurm import cluster
 from ptycho_batch.journal.records import Attempt, FailureClass, JobState, State
-from ptycho_batch.journal.store import Run
+from ptycho_batch.journal.store import JournalStates, Run
 from ptycho_batch.util.errors import SlurmCommandError
 from ptycho_batch.util.fsio import locked, write_atomic
 
@@ -97,7 +96,7 @@ def _ask(run: Run, ids: list[str]) -> tuple[dict[str, cluster.SlurmState], bool]
 
 
 def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.SlurmState | None,
-           accounted: bool, states: MutableMapping[str, JobState]) -> None:
+           accounted: bool, states: JournalStates) -> None:
     """Fold one SLURM state into the journal record (the node's own final record always wins)."""
     if state.final:
         return
@@ -208,8 +207,8 @@ def _requeue_after_timeout(run: Run, plan: Plan, name: str, state: JobState) -> 
     return True
 
 
-def _upstream_failed(plan: Plan, name: str, states: Mapping[str, JobState]) -> bool:
-    return skip_reason(plan.jobs.head(name), states) is not None
+def _upstream_failed(plan: Plan, name: str, states: JournalStates) -> bool:
+    return skip_reason(plan.jobs.head(name), states.recorded) is not None
 
 
 def _finish(run: Run, plan: Plan, name: str, state: JobState, final: State, klass: str, line: str) -> None:
@@ -217,7 +216,7 @@ def _finish(run: Run, plan: Plan, name: str, state: JobState, final: State, klas
     settle(run, plan.jobs[name], state, final, klass, line, runtime=plan.runtimes[plan.jobs[name].backend])
 
 
-def skip_downstream(run: Run, plan: Plan, states: MutableMapping[str, JobState]) -> list[str]:
+def skip_downstream(run: Run, plan: Plan, states: JournalStates) -> list[str]:
     """Record SKIPPED for jobs whose upstream did not complete (in `states` too), and cancel them in SLURM."""
     skipped = propagate_skips(run, plan, states)
     ids = [s.slurm_job_id for s in skipped if s.slurm_job_id]
