@@ -11,6 +11,16 @@ format have it), and with `--before DIR` the same by an older package (`git arch
 pydantic's JSON validation with the collector running). Target: under 0.5 s for 10,000 tasks.
 
     python bench/status_scale.py [--jobs 1000 10000] [--repeat 5] [--before DIR]
+
+Live mode (`--live`, needs a SLURM cluster: `source /tmp/ptybatch-slurm/env.sh`): each `--jobs` count is
+submitted for real as one held array (`sbatch --hold`, nothing runs) and, once `sacct` lists every task,
+its SLURM poll is timed: the CPU time of `poll._refresh` in a fresh process (the plan already loaded;
+`sacct` runs in a child and is not counted), and of a whole `status <run dir>` that polls (its `last_poll`
+stamp removed first; this one counts `sacct`). With `--before DIR` the same by the older package, on the
+same live run. The arrays are cancelled (`scancel`) at the end: the dev cluster keeps a cancelled job for
+MinJobAge (300 s).
+
+    python bench/status_scale.py --live [--jobs 10000] [--repeat 3] [--before DIR]
 """
 
 from __future__ import annotations
@@ -97,13 +107,94 @@ def best(argv: list[str], repeat: int, source: Path | None = None) -> Sample:
     return Sample(min(s.cpu for s in samples), min(s.rss for s in samples))
 
 
+POLL_ONCE = """
+import sys, time
+from pathlib import Path
+from ptycho_batch.executors.slurm import poll
+from ptycho_batch.journal.store import Run
+run = Run(Path(sys.argv[1]))
+plan = run.plan
+poll.accounting(run)
+start = time.process_time()
+poll._refresh(run, plan)
+print(time.process_time() - start)
+assert poll.__file__.startswith(sys.argv[2]), f"{poll.__file__} is not from {sys.argv[2]}"
+"""
+
+
+def live_run(folder: Path, count: int) -> Path:
+    """A real SLURM run of one held array of `count` tasks (submitted with `--detach`: nothing waits)."""
+    campaign = {"campaign": "live", "backends": {"host": {"runtime": "host"}},
+                "jobs": {"cell": {"backend": "host", "matrix": {"seed": list(range(count))}, "command": ["true"],
+                                  "resources": {"sbatch": {"hold": True}}}}}
+    path = folder / "live.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    subprocess.run([sys.executable, "-m", "ptycho_batch", "submit", str(path), "--executor", "slurm", "--detach"],
+                   cwd=folder, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    run_dir = next((folder / "reports" / ".ptybatch" / "live").glob("*/run.json")).parent
+    from ptycho_batch.executors.slurm.cluster import sacct_states
+    from ptycho_batch.journal.store import Run
+
+    arrays = [submission.job_id for submission in Run(run_dir).submissions().values()]
+    deadline = time.time() + 300
+    while len(sacct_states(arrays)) < count:  # slurmdbd learns of the tasks a moment later: until then a
+        if time.time() > deadline:            # poll finds none of them and does other work
+            raise SystemExit(f"sacct does not list the {count} tasks of {arrays} after 300 s")
+        time.sleep(2)
+    return run_dir
+
+
+def poll_cpu(run_dir: Path, repeat: int, source: Path | None) -> float:
+    """The lowest CPU time of one poll of the run, each in a fresh process (as each `status` polls once)."""
+    interpreter, env = python(source)
+    import ptycho_batch
+
+    package_root = (source or Path(ptycho_batch.__file__).parents[1]).resolve()
+    argv = [*interpreter, "-c", POLL_ONCE, str(run_dir), str(package_root)]
+    # run from elsewhere than a checkout: `-c` imports from the current directory first
+    return min(float(subprocess.run(argv, env=env, check=True, capture_output=True, text=True, timeout=600,
+                                    cwd=tempfile.gettempdir()).stdout) for _ in range(repeat))
+
+
+def polling_status(run_dir: Path, repeat: int, source: Path | None) -> Sample:
+    """`status` of the run, each time past its poll interval so that it polls SLURM."""
+    samples = []
+    for _ in range(repeat):
+        (run_dir / "slurm" / "last_poll").unlink(missing_ok=True)
+        samples.append(best(["-m", "ptycho_batch", "status", str(run_dir)], 1, source))
+    return Sample(min(s.cpu for s in samples), min(s.rss for s in samples))
+
+
+def live(args: argparse.Namespace) -> None:
+    from ptycho_batch.executors.slurm.cluster import scancel
+    from ptycho_batch.journal.store import Run
+
+    print(f"a live held array on the cluster; CPU seconds, best of {args.repeat}")
+    for count in args.jobs:
+        with tempfile.TemporaryDirectory() as folder:
+            run_dir = live_run(Path(folder), count)
+            try:
+                for label, source in [("this package", None)] + ([(str(args.before), args.before)]
+                                                                   if args.before else []):
+                    poll = poll_cpu(run_dir, args.repeat, source)
+                    status = polling_status(run_dir, args.repeat, source)
+                    print(f"  {count:6d} tasks, {label}: one poll {poll:.3f} s (sacct not counted); status that "
+                          f"polls {status.cpu:.3f} s (sacct counted), {status.rss:.0f} MB")
+            finally:
+                scancel(submission.job_id for submission in Run(run_dir).submissions().values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--before", type=Path, help="a folder holding an older ptycho_batch package (e.g. `git "
                         "archive main ptycho_batch | tar -x -C DIR`): also time its status of the run (old plan.json)")
+    parser.add_argument("--live", action="store_true", help="time the SLURM poll of a live held array (see above)")
     args = parser.parse_args()
+    if args.live:
+        live(args)
+        return
     base = best(BASELINE, args.repeat)
     print(f"CPU seconds (user + system) and peak RSS, best of {args.repeat}; baseline `python {' '.join(BASELINE)}`: "
           f"{base.cpu:.3f} s, {base.rss:.0f} MB")

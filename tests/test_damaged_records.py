@@ -71,3 +71,28 @@ def test_damaged_run_record_every_verb(tmp_path: Path, name: str, kind: str) -> 
             assert f"{record}" in output, output
     code, output = _run(tmp_path, campaign, ["submit"])
     assert code == 0, output   # a damaged old run never blocks a new one
+
+
+@pytest.mark.parametrize("kind", ["truncated", "cell"])
+def test_damaged_plan_is_one_line_naming_the_runs_plan_json(tmp_path: Path, kind: str) -> None:
+    """A damaged plan.json, whole (truncated) or one matrix cell of it (built when read, long after the file
+    was loaded): `status` and `report` of the run say which run's plan, in one line, exit 5."""
+    import json
+
+    matrix = {"campaign": "t", "backends": {"a": {"runtime": "host"}},
+              "jobs": {"sweep": {"backend": "a", "matrix": {"i": [1, 2, 3]}, "command": ["echo", "{i}"]}}}
+    campaign = write_campaign(tmp_path, matrix)
+    assert _run(tmp_path, campaign, ["submit"])[0] == 0
+    plan = _latest_run(tmp_path) / "plan.json"
+    if kind == "truncated":
+        damage(plan, "truncated")
+    else:
+        data = json.loads(plan.read_text())
+        data["jobs"]["sweep[i=2]"]["argv"] = 5   # a cell's own field, ill-typed
+        plan.write_text(json.dumps(data))
+    for verb in ("status", "report"):
+        result = ptybatch(verb, str(plan.parent), cwd=tmp_path)
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 5 and "Traceback" not in result.stdout + result.stderr, (verb, result.stderr)
+        assert len(errors) == 1 and errors[0].startswith(f"error: {plan}: "), (verb, result.stderr)
+        assert kind == "truncated" or "jobs.sweep[i=2].argv" in errors[0], errors

@@ -9,6 +9,7 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import pytest
 from helpers import host_campaign, write_campaign
 
 from ptycho_batch.campaign.plan import Plan, load_plan, plan_json
@@ -66,6 +67,10 @@ def test_journal_states_fold_records_without_building_them(tmp_path: Path) -> No
     assert all(states.state_of(name) == states[name].state for name in states)
     assert dict(states) == run.all_states()
     assert set(run.read_states()) == set(cells) and run.submitted_states()[cells[2]].slurm_job_id == "77_2"
+    eager = {name: s.slurm_job_id for name, s in run.read_states().items() if not s.final and s.slurm_job_id}
+    assert states.live_ids() == eager and len(eager) == len(cells)   # what the SLURM poll asks about
+    states[cells[2]] = done = JobState(name=cells[2], state=State.COMPLETED, backend="a", stage=own.stage)
+    assert states[cells[2]] is done and states.state_of(cells[2]) == State.COMPLETED and cells[2] not in states.live_ids()
 
 
 def test_plan_json_streams_the_same_document() -> None:
@@ -77,3 +82,29 @@ def test_plan_json_streams_the_same_document() -> None:
         with redirect_stdout(out):
             _print_json_object(iter(items.items()))
         assert out.getvalue() == json.dumps(items, indent=2) + "\n"
+
+
+def test_skips_over_lazy_states_build_only_the_records_they_change(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the SLURM poll does twice a poll: with nothing failed, no record of a queued job is built (a fan-in
+    of a 10,000-task array reads no task's); with an upstream failed, exactly the jobs it skips are."""
+    from ptycho_batch.executors.outcomes import propagate_skips
+    from ptycho_batch.journal.store import JournalStates
+
+    prepared = prepare(write_campaign(tmp_path, host_campaign(JOBS)))
+    run = create_run(prepared.campaign_dir, prepared.run_id)
+    freeze(prepared, run, "slurm")
+    plan = prepared.plan
+    cells = [name for name in plan.jobs if name.startswith("train[")]
+    run.write_submission("array", Submission(names=cells, job_id="77", array=True, submitted=5.0))
+    built: list[str] = []
+    lookup = JournalStates.__getitem__
+    monkeypatch.setattr(JournalStates, "__getitem__", lambda self, name: built.append(name) or lookup(self, name))
+    prep = plan.jobs["prep"]
+    run.write_state(prep.slug, JobState(name="prep", state=State.RUNNING, backend="a", stage=prep.stage))
+    assert propagate_skips(run, plan, run.journal_states()) == [] and built == []
+    run.write_state(prep.slug, JobState(name="prep", state=State.FAILED, backend="a", stage=prep.stage))
+    skipped = propagate_skips(run, plan, run.journal_states())
+    assert [s.name for s in skipped] == [*cells, "after"] and sorted(built) == sorted([*cells, "after"])
+    assert {s.slurm_job_id for s in skipped[:-1]} == {f"77_{i}" for i in range(len(cells))}   # for the scancel
+    assert all(run.journal_states().state_of(name) == State.SKIPPED for name in [*cells, "after"])

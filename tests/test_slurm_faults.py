@@ -80,6 +80,31 @@ def test_a_job_sbatch_refuses_fails_as_submit_and_its_dependents_are_skipped(slu
     assert again.returncode == 1 and "still in SLURM" not in again.stdout, again.stdout
 
 
+def test_a_refused_array_is_one_red_note_its_tasks_each_failed_and_one_blocker(slurm: None, tmp_path: Path) -> None:
+    """sbatch refusing an array of 50 tasks writes ONE red note (the campaign job, the task count, sbatch's
+    message) that every task's FAILED (`submit`) record points at; the report lists it as one blocker."""
+    jobs = {"sweep": {"backend": "a", "matrix": {"i": list(range(50))}, "resources": {"partition": "no_such_partition"},
+                      "command": ["true"]},
+            "after": {"backend": "a", "needs": ["sweep"], "command": ["true"]}}
+    path = write_campaign(tmp_path, host_campaign(jobs))
+    result = ptybatch("submit", str(path), "--executor", "slurm", cwd=tmp_path, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr
+    out = tmp_path / "reports"
+    notes = list((out / "t" / "red").glob("blocked_*.md"))
+    assert len(notes) == 1, notes
+    text = notes[0].read_text()
+    assert "`sweep`" in text and "50" in text and "Invalid partition" in text, text
+    final = states(out)
+    cells = [final[f"sweep[i={i}]"] for i in range(50)]
+    assert {(c["state"], c["failure_class"], c["red_note"]) for c in cells} == {("FAILED", "submit", str(notes[0]))}
+    assert final["after"]["state"] == "SKIPPED"
+    assert ptybatch("report", str(path), cwd=tmp_path).returncode in (0, 1)
+    inventory = (out / "t" / "analysis" / "artifact_inventory.md").read_text()
+    blockers = inventory.split("## Blockers", 1)[1].split("\n## ", 1)[0]
+    assert sum(notes[0].name in line for line in blockers.splitlines()) == 1 and "**submit** (1 occurrence)" in blockers, blockers
+    assert "(50 jobs)" in blockers, blockers
+
+
 def test_kill_9_while_submitting_then_the_next_submit_sends_only_the_missing_jobs(slurm: None,
                                                                                  tmp_path: Path) -> None:
     jobs = {f"j{index:02d}": {"backend": "a", "command": ["true"]} for index in range(40)}

@@ -7,11 +7,14 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from dev_cluster import wait_for
 from helpers import host_campaign, ptybatch, states, write_campaign
 
+from ptycho_batch.executors.slurm import poll
+from ptycho_batch.executors.slurm.cluster import sacct_states
 from ptycho_batch.journal.reader import JournalCache
-from ptycho_batch.journal.store import Run
+from ptycho_batch.journal.store import JournalStates, Run
 
 TASKS = 1000
 
@@ -47,6 +50,17 @@ def test_a_1000_task_array_leaves_one_record_and_readers_fold_it(slurm: None, tm
         viewer = JournalCache(run)
         viewer.poll()
         assert all(viewer.states[f"sweep[i={i}]"].slurm_job_id == f"{array}_{i}" for i in range(TASKS))
+
+        # a poll of the held array builds no record a queued task (once sacct lists them all: before that it
+        # finds none of them, and looks at each)
+        wait_for(lambda: True if len(sacct_states([array])) == TASKS else None, 120, "sacct to list the tasks")
+        built: list[str] = []
+        lookup = JournalStates.__getitem__
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(JournalStates, "__getitem__", lambda self, name: built.append(name) or lookup(self, name))
+            poll._refresh(run, run.plan)
+        assert built == [], f"the poll built {len(built)} records of queued tasks"
+        assert not (run.dir / "jobs").exists() or not list((run.dir / "jobs").iterdir())
 
         subprocess.run(["scontrol", "release", f"{array}_7"], check=True, timeout=30)  # only this task runs
         wait_for(lambda: True if states(out)["sweep[i=7]"]["state"] == "COMPLETED" else None, 120, "task 7")

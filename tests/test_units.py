@@ -172,3 +172,26 @@ def test_compact_plan_json_loads_to_the_same_plan_as_the_full_one(tmp_path) -> N
     assert damaged.jobs["train[seed=2,x=1]"] == plan.jobs["train[seed=2,x=1]"]
     with pytest.raises(RecordError, match=r"jobs\.train\[seed=3,x=1\]\.argv"):
         damaged.jobs["train[seed=3,x=1]"]
+
+
+def test_write_all_goes_on_after_a_short_write_and_raises_why(tmp_path) -> None:
+    """A file-size limit makes `os.write` write less than asked, as a filling disk does: `write_all` must go
+    on and raise the reason (EFBIG here, ENOSPC on a full disk) instead of dropping the rest silently."""
+    import subprocess
+    import sys
+
+    script = ("import errno, os, resource, signal, sys\n"
+              "from ptycho_batch.util.fsio import write_all\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+              "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND)\n"
+              "write_all(fd, b'x' * 600)\n"
+              "try:\n"
+              "    write_all(fd, b'y' * 3000)\n"
+              "except OSError as error:\n"
+              "    print(errno.errorcode[error.errno])\n")
+    target = tmp_path / "f.log"
+    result = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "EFBIG", "a short write must go on until the write that says why"
+    assert target.read_bytes() == b"x" * 600 + b"y" * 400

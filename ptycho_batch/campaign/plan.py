@@ -231,14 +231,14 @@ def plan_json(plan: Plan) -> Iterator[bytes]:
     yield b"\n }\n}"
 
 
-def load_plan(text: bytes) -> Plan:
+def load_plan(text: bytes, source: str = "plan.json") -> Plan:
     """The Plan in a plan.json text, compact (`plan_json`) or one full record a job (older runs).
 
     A compact one's cells are kept as parsed: each is typed when it is built, on access, as a copy of its
     job's first cell with its own fields replaced (as build_plan's cells share the rest), so loading the
     plan of a 10,000-task array costs little more than parsing it. Raises ValueError (pydantic's
     ValidationError is one) for anything that is not such a plan; a cell whose own fields are damaged
-    raises RecordError naming it when it is read."""
+    raises RecordError naming it, and `source` (the file's path: which run), when it is read."""
     if CELL_OF.encode() not in text:
         return Plan.model_validate_json(text)   # one full record a job: pydantic's JSON path is the fast one
     data = json.loads(text)
@@ -249,7 +249,7 @@ def load_plan(text: bytes) -> Plan:
     for name, entry in data["jobs"].items():
         if not (isinstance(entry, dict) and CELL_OF in entry):
             head = data["jobs"][name] = PlannedJob.model_validate(entry)
-            heads[name] = _Matrix(head, functools.partial(_copy_with, head))
+            heads[name] = _Matrix(head, functools.partial(_copy_with, head, source))
     checked: set[frozenset[str]] = set()
     for name, entry in data["jobs"].items():
         if isinstance(entry, dict):
@@ -265,13 +265,13 @@ def load_plan(text: bytes) -> Plan:
     return plan
 
 
-def _copy_with(head: PlannedJob, own: dict[str, Any]) -> PlannedJob:
+def _copy_with(head: PlannedJob, source: str, own: dict[str, Any]) -> PlannedJob:
     """A cell read from plan.json: its own fields typed, the rest its first cell's (a shallow copy)."""
     try:
         typed = _cells_adapter(frozenset(own)).validate_python(own)
     except ValidationError as error:
         first = error.errors()[0]
-        raise RecordError(f"plan.json: jobs.{own.get('name')}.{'.'.join(map(str, first['loc']))}: "
+        raise RecordError(f"{source}: jobs.{own.get('name')}.{'.'.join(map(str, first['loc']))}: "
                           f"{first['msg']} (a damaged run plan)") from None
     return head.model_copy(update=typed)
 

@@ -18,6 +18,7 @@ import yaml
 from ptycho_batch import __version__
 from ptycho_batch.campaign.plan import Plan, build_plan, plan_json
 from ptycho_batch.campaign.spec import Campaign, LocatedYaml, Scalar, load_campaign
+from ptycho_batch.campaign.yamlio import SAFE_DUMPER
 from ptycho_batch.journal.lock import campaign_lock, report_dir_locks
 from ptycho_batch.journal.records import JobState
 from ptycho_batch.journal.store import Run, campaign_journal, create_run, list_runs, new_run_id, planned_state
@@ -79,9 +80,8 @@ def freeze(prepared: Prepared, run: Run, executor: str) -> None:
     write_atomic(run.dir / "campaign.source.yaml", prepared.located.path.read_text())
     frozen = prepared.campaign.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     header = "# frozen by ptybatch" + (f"; --set {prepared.overrides}" if prepared.overrides else "") + "\n"
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: a 10,000-value matrix in a blink
     write_atomic(run.dir / "campaign.yaml",
-                 header + yaml.dump(frozen, Dumper=dumper, sort_keys=False, allow_unicode=True))
+                 header + yaml.dump(frozen, Dumper=SAFE_DUMPER, sort_keys=False, allow_unicode=True))
     write_atomic(run.dir / "plan.json", plan_json(prepared.plan))
     run.plan = prepared.plan  # what plan.json now holds: not read back from disk
     write_json(run.dir / "run.json", {"run_id": run.id, "campaign": prepared.plan.campaign, "executor": executor,

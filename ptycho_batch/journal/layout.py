@@ -3,7 +3,7 @@
     cli/<log name>                         raw combined stdout+stderr of each job (attempt N: <stem>.attemptN<ext>)
     analysis/<slug>.{metrics,env,provenance}.json, copied artifacts, <name>_digest_<slug>.txt,
              artifact_inventory.md / .json
-    red/blocked_<UTC YYYYMMDDTHHMMSSZ>_<slug>.md
+    red/blocked_<UTC YYYYMMDDTHHMMSSZ>_<slug>.md, blocked_<stamp>_<first task's slug>_array_of_<N>.md
     green/<passing test log>, blocker_resolved_<slug>.md
 """
 
@@ -54,6 +54,11 @@ class ReportDir:
 
     def red_note(self, slug: str, when: float) -> Path:
         return self.red / f"blocked_{utc_stamp(when)}_{slug}.md"
+
+    def array_red_note(self, first_slug: str, tasks: int, when: float) -> Path:
+        """The one red note of an array submission that failed as a whole (sbatch refused it): named after its
+        first task and its size, `blocked_<stamp>_<first task>_array_of_<N>.md`, not one note a task."""
+        return self.red_note(f"{first_slug}_array_of_{tasks}", when)
 
     def blocker_notes(self, slug: str) -> list[Path]:
         """This job's red notes, oldest first (the stamp has no underscore, so the slug is what follows it)."""

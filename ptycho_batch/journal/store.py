@@ -23,7 +23,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, MutableMapping
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -55,11 +55,13 @@ def planned_state(job: PlannedJob, **fields: Any) -> JobState:
     return JobState(**{"name": job.name, "backend": job.backend, "stage": job.stage, **fields})
 
 
-class JournalStates(Mapping[str, JobState]):
+class JournalStates(MutableMapping[str, JobState]):
     """Every planned job's state, in plan order, as `Run.all_states` says, each built when it is read.
 
-    Why: `status` of a 10,000-task array needs the count of each state and a few records; folding the
-    submission records into a (job id, time) per task and reading `state_of` builds no record a job."""
+    Why: `status` of a 10,000-task array needs the count of each state and a few records, and the SLURM poll
+    the scheduler ids of the unfinished jobs and the few records it changes; folding the submission records
+    into a (job id, time) per task and reading `state_of` / `live_ids` builds no record a job. A record set
+    here (a verdict just written) is read back as the job's own."""
 
     def __init__(self, jobs: PlanJobs, submitted: dict[str, tuple[str, float]], recorded: dict[str, JobState]) -> None:
         self.jobs, self.submitted, self.recorded = jobs, submitted, recorded
@@ -74,6 +76,12 @@ class JournalStates(Mapping[str, JobState]):
         job_id, updated = self.submitted[name]
         return planned_state(head, name=name, slurm_job_id=job_id, reason=SUBMITTED_REASON, updated=updated)
 
+    def __setitem__(self, name: str, state: JobState) -> None:
+        self.recorded[name] = state
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("a job's state can be replaced, not removed")
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.jobs)
 
@@ -83,6 +91,13 @@ class JournalStates(Mapping[str, JobState]):
     def state_of(self, name: str) -> State:
         state = self.recorded.get(name)
         return state.state if state is not None else State.PENDING
+
+    def live_ids(self) -> dict[str, str]:
+        """The scheduler id of every unfinished job that has one, by job name (in no particular order)."""
+        ids = {name: job_id for name, (job_id, _) in self.submitted.items() if job_id and name not in self.recorded}
+        ids.update((name, state.slurm_job_id) for name, state in self.recorded.items()
+                   if state.slurm_job_id and not state.final)
+        return ids
 
 
 class Run:
@@ -105,7 +120,7 @@ class Run:
         path = self.dir / "plan.json"
         try:
             with collector_paused():
-                return load_plan(path.read_bytes())
+                return load_plan(path.read_bytes(), str(path))
         except (OSError, ValueError) as error:
             raise RecordError(f"{path}: damaged or missing run plan ({_first_line(error)})") from None
 

@@ -24,7 +24,7 @@ from typing import Any
 from ptycho_batch.campaign.plan import PlannedJob
 from ptycho_batch.journal.layout import ReportDir
 from ptycho_batch.journal.records import JobState
-from ptycho_batch.util.fsio import ensure_dirs, io_error, link_atomic, write_atomic, write_json
+from ptycho_batch.util.fsio import ensure_dirs, io_error, link_atomic, write_all, write_atomic, write_json
 
 MANIFEST_DIR = ".evidence"
 HISTORY_DIR = "history"
@@ -63,9 +63,7 @@ def record_evidence(job: PlannedJob, run_dir: Path, state: JobState) -> None:
         with _appending:
             fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                line = memoryview((json.dumps(entry) + "\n").encode())
-                while line:   # a short write (a disk filling up) goes on, and the next one says why
-                    line = line[os.write(fd, line):]
+                write_all(fd, (json.dumps(entry) + "\n").encode())
             finally:
                 os.close(fd)
     except OSError as error:

@@ -127,19 +127,26 @@ def warnings_of(lines: list[str], observe: Sequence[str], metrics: dict[str, Any
 
 
 def write_red_note(job: PlannedJob, state: JobState, *, runtime: str, argv: list[str], env_names: list[str],
-                   tail: list[str]) -> None:
+                   tail: list[str], tasks: Sequence[str] = ()) -> None:
     """The blocker note a person used to write by hand, `red/blocked_<stamp>_<slug>[_attemptN].md`; whoever
-    records a failure (the job runner, the SLURM poller, a reader that finds a dead supervisor) calls this."""
+    records a failure (the job runner, the SLURM poller, a reader that finds a dead supervisor) calls this.
+    With `tasks` (an array submission that failed as a whole, `job` its first task) one note stands for them
+    all: it names the campaign job and the task count (`ReportDir.array_red_note`)."""
     hint = state.hint
     secrets = job_secrets(job.pass_env)   # a log read before the runner masked it (a lost or killed job)
     tail = [mask(line, secrets) for line in tail]
     state.failure_line = mask(state.failure_line, secrets) if state.failure_line else state.failure_line
     status = f"signal {state.signal}" if state.signal is not None else f"exit code {state.exit_code}"
     duration = f"{state.duration:.1f} s" if state.duration is not None else "n/a"
+    title, who = state.name, [f"- **Job:** `{state.name}`"]
+    if tasks:
+        title = f"{job.base} (an array of {len(tasks)} tasks)"
+        who = [f"- **Campaign job:** `{job.base}`",
+               f"- **Tasks:** {len(tasks)}, `{tasks[0]}` … `{tasks[-1]}`, each recorded FAILED with this note"]
     lines = [
-        f"# Blocked: {state.name} ({state.failure_class})",
+        f"# Blocked: {title} ({state.failure_class})",
         "",
-        f"- **Job:** `{state.name}`",
+        *who,
         f"- **Backend:** {state.backend}",
         f"- **Runtime:** {runtime}",
         f"- **Stage:** {state.stage}",
@@ -166,7 +173,8 @@ def write_red_note(job: PlannedJob, state: JobState, *, runtime: str, argv: list
     lines += ["", f"## Last {len(tail)} log lines", "", "```", *tail, "```", "",
               "## Environment variables set", "", ", ".join(f"`{n}`" for n in sorted(env_names)), ""]
     suffix = f"_attempt{state.attempt}" if state.attempt > 1 else ""
-    path = ReportDir(Path(job.report_dir)).red_note(job.slug + suffix, state.ended or time.time())
+    report, when = ReportDir(Path(job.report_dir)), state.ended or time.time()
+    path = report.array_red_note(job.slug, len(tasks), when) if tasks else report.red_note(job.slug + suffix, when)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, "\n".join(lines))
     state.red_note = str(path)

@@ -284,10 +284,15 @@ def result_argv(job: PlannedJob, state: JobState) -> list[str]:
 
 
 def blocker_groups(plan: Plan, states: dict[str, JobState], tail: int = 30) -> list[Blocker]:
-    """Failed attempts grouped by signature (or class and line): one blocker, N occurrences."""
+    """Failed attempts grouped by signature (or class and line): one blocker, N occurrences. A failure recorded
+    from outside the runner (no attempt: sbatch refused it) is one occurrence per red note: a refused array's
+    tasks share one note, so the array is listed once, not once a task."""
     groups: dict[tuple[str, str], list[Occurrence]] = {}
+    unattempted: dict[str, list[str]] = {}   # red note -> the jobs that failed without an attempt
     for name, job in plan.jobs.items():
         state = states[name]
+        if state.state == State.FAILED and not state.attempts and state.red_note:
+            unattempted.setdefault(state.red_note, []).append(name)
         for attempt in state.attempts or []:
             if attempt.state != State.FAILED:
                 continue
@@ -296,6 +301,10 @@ def blocker_groups(plan: Plan, states: dict[str, JobState], tail: int = 30) -> l
             log = attempt_log(Path(state.log or job.log), attempt.number)
             groups.setdefault(key, []).append(Occurrence(f"{name}#{attempt.number}", attempt.red_note,
                                                          tail_lines(log, tail)))
+    for note, names in unattempted.items():
+        first = states[names[0]]
+        who = names[0] if len(names) == 1 else f"{names[0]} … {names[-1]} ({len(names)} jobs)"
+        groups.setdefault((first.failure_class or "?", first.failure_line or ""), []).append(Occurrence(who, note, []))
     return [Blocker(label, line, occurrences) for (label, line), occurrences in groups.items()]
 
 

@@ -32,6 +32,14 @@ def _tmp_name(path: Path) -> str:
     return f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
 
 
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of `data` to `fd`: `os.write` may write less than asked (a disk filling up); the loop goes
+    on, and the next write raises the reason (ENOSPC) instead of the rest being dropped silently."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_atomic(path: Path, text: str | bytes | Iterable[bytes]) -> None:
     """Write via a temporary file and rename; the temporary file never outlives a failure. Chunks (an
     iterable of bytes) are written as they come: a big record need not be held whole."""
@@ -41,9 +49,7 @@ def write_atomic(path: Path, text: str | bytes | Iterable[bytes]) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             for data in chunks:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, path)

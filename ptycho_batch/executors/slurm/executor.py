@@ -15,7 +15,7 @@ from typing import IO
 from ptycho_batch.campaign.config import user_resources
 from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.executors.base import Finalize
-from ptycho_batch.executors.outcomes import propagate_skips, settle
+from ptycho_batch.executors.outcomes import propagate_skips, settle, settle_array
 from ptycho_batch.executors.slurm import cluster, poll
 from ptycho_batch.executors.slurm.options import sbatch_options
 from ptycho_batch.journal.lock import campaign_lock
@@ -147,11 +147,16 @@ class SlurmExecutor:
 
     @staticmethod
     def _refused(run: Run, plan: Plan, states: dict[str, JobState], names: list[str], message: str) -> None:
-        """sbatch refused these jobs: FAILED (`submit`) with sbatch's message, their dependents SKIPPED."""
-        for job_key in names:
-            job = plan.jobs[job_key]
-            states[job_key] = settle(run, job, states[job_key], State.FAILED, FailureClass.SUBMIT,
-                                     f"sbatch refused the job: {message}", runtime=plan.runtimes[job.backend])
+        """sbatch refused these jobs (one job, or one array): FAILED (`submit`) with sbatch's message, their
+        dependents SKIPPED. A refused array gets one red note, which each of its tasks points at."""
+        runtime = plan.runtimes[plan.jobs.head(names[0]).backend]
+        if len(names) > 1:
+            settle_array(run, plan, names, states, State.FAILED, FailureClass.SUBMIT,
+                         f"sbatch refused the job array: {message}", runtime=runtime)
+        else:
+            job = plan.jobs[names[0]]
+            states[job.name] = settle(run, job, states[job.name], State.FAILED, FailureClass.SUBMIT,
+                                      f"sbatch refused the job: {message}", runtime=runtime)
         propagate_skips(run, plan, states)
 
     @staticmethod

@@ -16,7 +16,7 @@ from ptycho_batch.campaign.plan import Plan
 from ptycho_batch.executors.outcomes import propagate_skips, settle, skip_reason
 from ptycho_batch.executors.slurm import cluster
 from ptycho_batch.journal.records import Attempt, FailureClass, JobState, State
-from ptycho_batch.journal.store import Run
+from ptycho_batch.journal.store import JournalStates, Run
 from ptycho_batch.util.errors import SlurmCommandError
 from ptycho_batch.util.fsio import locked, write_atomic
 
@@ -58,24 +58,24 @@ def accounting(run: Run) -> bool:
 
 
 def _refresh(run: Run, plan: Plan) -> None:
-    states = run.read_states()  # one read per poll, kept up to date below
+    # one read per poll, kept up to date below; a queued task's record is built only if the poll changes it
+    states = run.journal_states()
     skip_downstream(run, plan, states)  # first: SLURM cancels dependents of a failure, they must read SKIPPED
-    live = {name: s for name, s in states.items() if not s.final and s.slurm_job_id}
+    live = states.live_ids()
     try:
-        seen, accounted = _ask(run, [s.slurm_job_id for s in live.values() if s.slurm_job_id])
+        seen, accounted = _ask(run, list(live.values()))
     except SlurmCommandError as error:
         _unreachable(run, f"{error.argv[0]}: {error.reason}")
         return  # the scheduler did not answer: keep the journal as it is and try again later
     _unreachable(run, None)
     recorded = run.recorded_slugs()  # after sacct: a record the node wrote meanwhile is read below
     for name in (name for name in plan.jobs if name in live):  # upstream first: SLURM cancels a dependent
-        state = live[name]                                     # of a failure, which must then read SKIPPED
-        slug = plan.jobs.slug(name)
+        slug = plan.jobs.slug(name)                            # of a failure, which must then read SKIPPED
         own = run.read_state(slug) if slug in recorded else None  # the node may have written meanwhile
-        slurm = seen.get(state.slurm_job_id or "")
+        slurm = seen.get(live[name])
         if own is None and _still_queued(slurm):
-            continue  # its submission record says so already: no file per queued task
-        states[name] = current = own or state
+            continue  # its submission record says so already: no file (and no record built) per queued task
+        states[name] = current = own or states[name]
         _apply(run, plan, name, current, slurm, accounted, states)
     skip_downstream(run, plan, states)
 
@@ -96,7 +96,7 @@ def _ask(run: Run, ids: list[str]) -> tuple[dict[str, cluster.SlurmState], bool]
 
 
 def _apply(run: Run, plan: Plan, name: str, state: JobState, slurm: cluster.SlurmState | None,
-           accounted: bool, states: dict[str, JobState]) -> None:
+           accounted: bool, states: JournalStates) -> None:
     """Fold one SLURM state into the journal record (the node's own final record always wins)."""
     if state.final:
         return
@@ -207,8 +207,8 @@ def _requeue_after_timeout(run: Run, plan: Plan, name: str, state: JobState) -> 
     return True
 
 
-def _upstream_failed(plan: Plan, name: str, states: dict[str, JobState]) -> bool:
-    return skip_reason(plan.jobs.head(name), states) is not None
+def _upstream_failed(plan: Plan, name: str, states: JournalStates) -> bool:
+    return skip_reason(plan.jobs.head(name), states.recorded) is not None
 
 
 def _finish(run: Run, plan: Plan, name: str, state: JobState, final: State, klass: str, line: str) -> None:
@@ -216,7 +216,7 @@ def _finish(run: Run, plan: Plan, name: str, state: JobState, final: State, klas
     settle(run, plan.jobs[name], state, final, klass, line, runtime=plan.runtimes[plan.jobs[name].backend])
 
 
-def skip_downstream(run: Run, plan: Plan, states: dict[str, JobState]) -> list[str]:
+def skip_downstream(run: Run, plan: Plan, states: JournalStates) -> list[str]:
     """Record SKIPPED for jobs whose upstream did not complete (in `states` too), and cancel them in SLURM."""
     skipped = propagate_skips(run, plan, states)
     ids = [s.slurm_job_id for s in skipped if s.slurm_job_id]
