@@ -83,3 +83,19 @@ def test_a_slow_provenance_probe_does_not_hold_the_first_jobs_back(tmp_path: Pat
     for i in (1, 2):
         provenance = json.loads((tmp_path / "reports" / "t" / "analysis" / f"j_i_{i}.provenance.json").read_text())
         assert provenance["probe_exit_code"] == 0 and provenance["probe"]["python"]["executable"]
+
+
+def test_provenance_is_recorded_before_a_job_unless_its_probe_is_still_running(tmp_path: Path) -> None:
+    """The backend's first job starts beside the probe and gets its record after it ran; a later job (as any
+    job on a SLURM node, where no probe is started ahead) has its record before it starts."""
+    analysis = tmp_path / "reports" / "t" / "analysis"
+    check = "import os, sys\nsys.exit(0 if os.path.exists(sys.argv[1]) == (sys.argv[2] == 'yes') else 3)"
+    body = {**BODY, "jobs": {
+        "first": {"backend": "a", "command": [sys.executable, "-c", check, str(analysis / "first.provenance.json"), "no"]},
+        "later": {"backend": "a", "needs": ["first"],
+                  "command": [sys.executable, "-c", check, str(analysis / "later.provenance.json"), "yes"]}}}
+    path = write_campaign(tmp_path, body)
+    result = ptybatch("submit", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("first", "later"):
+        assert json.loads((analysis / f"{name}.provenance.json").read_text())["probe_exit_code"] == 0

@@ -42,6 +42,11 @@ def start_ahead(runtime: Runtime, launch: Launch) -> None:
         _ahead[runtime] = _start(runtime, launch)
 
 
+def pending(runtime: Runtime) -> bool:
+    """Whether `runtime`'s probe was started ahead and has not been collected yet."""
+    return runtime in _ahead
+
+
 def collect(runtime: Runtime, launch: Launch, timeout_s: float = 300, identity: str | None = None) -> dict[str, Any]:
     """Probe inside `runtime` with `launch`'s env, workdir and binds; never raises for a failed probe."""
     record: dict[str, Any] = {"runtime": runtime.name, "identity": identity or runtime.identity()}

@@ -207,6 +207,19 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
     launch = job_launch(job, argv, env, workdir)
 
     runtime.prepare()
+
+    def record_provenance() -> None:
+        """Which image / venv / interpreter, framework and CUDA build produced this job's results."""
+        write_linked(report.record(job.slug, "provenance"),
+                     json_text(provenance.collect_once(run.dir / "provenance", runtime, launch,
+                                                       runtime_identity(runtime))), run.shared_records)
+
+    # A probe the local scheduler started beside the backend's first jobs is collected once they have run
+    # (a TensorFlow probe takes seconds, which they would wait out); otherwise before the job, so that on
+    # a node the answer never waits past the end of the allocation's time.
+    after = provenance.pending(runtime)
+    if not after:
+        record_provenance()
     timed_out = False
     with open(log_path, "wb") as log:
         try:
@@ -230,11 +243,8 @@ def _execute(job: PlannedJob, run: Run, runtime: Runtime, state: JobState, varia
                 end_leftovers(token, proc.pid, registry.pids())
             state.exit_code = proc.returncode if proc.returncode >= 0 else None
             state.signal = -proc.returncode if proc.returncode < 0 else None
-    # which image / venv / interpreter, framework and CUDA build produced this job's results: asked beside
-    # the job, not before it (a TensorFlow probe takes seconds, which the backend's first jobs waited out)
-    write_linked(report.record(job.slug, "provenance"),
-                 json_text(provenance.collect_once(run.dir / "provenance", runtime, launch, runtime_identity(runtime))),
-                 run.shared_records)
+    if after:
+        record_provenance()
     # before anything reads or copies the log (the job token is ptybatch's own marker, not a secret)
     mask_file(log_path, secret_values({k: v for k, v in env.items() if k != JOB_TOKEN_VAR}, job.pass_env))
     state.ended = time.time()
