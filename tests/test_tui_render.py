@@ -89,6 +89,22 @@ def test_blockers_panel_lists_failure_class_and_line_newest_first(tmp_path: Path
     assert re.search(r"✘ train\s+oom\s+torch.OutOfMemoryError.*\n.*✘ sweep\[seed=1\]", panel)
 
 
+def test_jobs_sharing_one_red_note_are_one_blocker_row(tmp_path: Path) -> None:
+    """A refused array's tasks point at its one red note: one row, as the report lists one blocker."""
+    run = synthetic_run(tmp_path, {**SMALL, "sweep": 40})
+    dashboard = dashboard_of(run)
+    note = str(tmp_path / "red" / "blocked_20261201T000000Z_sweep_seed_0_array_of_40.md")
+    for name, state in dashboard.cache.states.items():
+        if name.startswith("sweep["):
+            run.write_state(run.plan.jobs[name].slug, state.model_copy(update={
+                "state": State.FAILED, "failure_class": "submit", "ended": 1.0, "red_note": note,
+                "failure_line": "sbatch refused the job array: invalid partition specified: nope"}))
+    dashboard.cache.poll(full=True)
+    text = screen(dashboard, width=200)
+    assert "blockers: 1" in text, text
+    assert re.search(r"✘ sweep\[seed=0\] … sweep\[seed=39\] \(40 jobs\)\s+submit\s+sbatch refused", text), text
+
+
 def test_no_blockers_panel_and_policy_on_track_when_nothing_failed(tmp_path: Path) -> None:
     run = synthetic_run(tmp_path, {"train": 1, "infer": 1})  # COMPLETED, RUNNING
     text = screen(dashboard_of(run))

@@ -171,19 +171,25 @@ def _group_cells(row: Row, cache: JournalCache, digests: LogDigests, open_: bool
 
 
 def blockers_panel(states: Iterable[JobState], limit: int) -> Panel | None:
-    """Each failed job's failure class and the line that shows it, newest first; None when all is well."""
+    """Each failed job's failure class and the line that shows it, newest first; None when all is well. Jobs
+    that share one red note (the tasks of an array sbatch refused) are one row, as in the report."""
     failed = sorted((s for s in states if s.state == State.FAILED or s.red_note), key=lambda s: -(s.ended or 0))
     if not failed:
         return None
+    blockers: dict[str, list[JobState]] = {}   # red note (or the job, without one) -> its jobs
+    for state in failed:
+        blockers.setdefault(state.red_note or state.name, []).append(state)
     grid = Table.grid(padding=(0, 1))
     for column in ("job", "class", "line", "note"):
         grid.add_column(column, no_wrap=True, overflow="ellipsis", ratio=4 if column == "line" else None)
-    for state in failed[:limit]:
-        grid.add_row(Text(f"✘ {state.name}", style="bold red"), Text(state.failure_class or "?", style="red"),
+    for jobs in list(blockers.values())[:limit]:
+        state = jobs[0]
+        who = state.name if len(jobs) == 1 else f"{state.name} … {jobs[-1].name} ({len(jobs)} jobs)"
+        grid.add_row(Text(f"✘ {who}", style="bold red"), Text(state.failure_class or "?", style="red"),
                      Text(state.failure_line or ""), Text(Path(state.red_note).name if state.red_note else "",
                                                           style="dim"))
-    more = f" (newest {limit} shown)" if len(failed) > limit else ""
-    return Panel(grid, title=f"blockers: {len(failed)}{more}", title_align="left", border_style="red",
+    more = f" (newest {limit} shown)" if len(blockers) > limit else ""
+    return Panel(grid, title=f"blockers: {len(blockers)}{more}", title_align="left", border_style="red",
                  box=box.ROUNDED, padding=(0, 1))
 
 
