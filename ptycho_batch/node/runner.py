@@ -173,9 +173,9 @@ def job_launch(job: PlannedJob, argv: list[str], env: dict[str, str], workdir: P
 
 
 def probe_ahead(job: PlannedJob, run: Run, runtime: Runtime, pinned_env: dict[str, str]) -> None:
-    """Start the provenance probe for `job` now, beside its runtime's identity probe: the first job of a
-    backend needs both before it starts, and two interpreter starts side by side cost one (the job's own
-    provenance step takes the probe's answer; anything that goes wrong here, it meets again and records)."""
+    """Start the provenance probe for `job` now, beside its runtime's identity probe (two interpreter starts
+    side by side cost one): the backend's first jobs start without waiting for it and take its answer once
+    they have run (`_execute`); anything that goes wrong here, the job's own probe meets again and records."""
     try:
         runtime.prepare()
         provenance.start_ahead(runtime, job_launch(job, job.argv, job_env(job, None, pinned_env, new_job_token()),
