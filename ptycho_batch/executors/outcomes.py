@@ -65,10 +65,9 @@ def settle_array(run: Run, plan: Plan, names: list[str], states: MutableMapping[
     write_red_note(first, note, runtime=runtime, argv=first.argv, env_names=sorted(first.env), tail=[], tasks=names)
     for name in names:
         state = states[name]
-        state.state, state.failure_class, state.failure_line = final, failure_class, note.failure_line
-        state.ended, state.red_note = state.ended or when, note.red_note
-        run.write_state(plan.jobs.slug(name), state)
-        states[name] = state
+        state.red_note, state.ended = note.red_note, state.ended or when   # the note's moment, for every task
+        states[name] = settle(run, plan.jobs[name], state, final, failure_class, note.failure_line or line,
+                              runtime=runtime, note=False)
 
 
 def settle(run: Run, job: PlannedJob, state: JobState, final: State, failure_class: str, line: str,
