@@ -66,10 +66,18 @@ INJECTIONS = ["x; touch {F}", "$(touch {F})", "a && touch {F}", "a | tee {F}", "
               "'; touch {F}; '", "\"; touch {F}; \""]
 
 
-@pytest.mark.parametrize("style", ["string", "list"])
+SHELL_STYLES = {  # `shell: true` (a string or a list), and argv lists that hand a shell its script
+    "string": ("echo {value} > got.txt", True), "list": (["echo", "{value}", ">", "got.txt"], True),
+    "sh -c": (["sh", "-c", "echo {value} > got.txt"], False),
+    "bash -euc": (["/bin/bash", "-euc", "echo {value} > got.txt"], False),
+    "env bash -o pipefail -c": (["env", "LC_ALL=C", "bash", "--norc", "-o", "pipefail", "-c",
+                                 "echo {value} > got.txt"], False)}
+
+
+@pytest.mark.parametrize("style", list(SHELL_STYLES))
 def test_shell_values_are_data_not_code(tmp_path: Path, style: str) -> None:
-    command = "echo {value} > got.txt" if style == "string" else ["echo", "{value}", ">", "got.txt"]
-    box, path = _box(tmp_path, _campaign({"command": command, "shell": True,
+    command, shell = SHELL_STYLES[style]
+    box, path = _box(tmp_path, _campaign({"command": command, "shell": shell,
                                           "artifacts": {"got": {"path": "got.txt", "as": "got_{n}.txt"}}},
                                          value="v", n=0))
     flag = tmp_path / "outside" / "F"

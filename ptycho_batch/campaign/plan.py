@@ -477,12 +477,37 @@ def _rendered_path(template: str, values: dict[str, Any], check: Callable[[str],
                        f"(rendered as {rendered!r} for {name})") from None
 
 
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash"})
+
+
 def _argv(command: list[str] | str, shell: bool, values: dict[str, Any]) -> list[str]:
-    """The job's argv; with `shell: true` every substituted value is shell-quoted (data, never code)."""
+    """The job's argv; with `shell: true` every substituted value is shell-quoted (data, never code), and so
+    is every value substituted into the script of a shell an argv list runs (`sh -c SCRIPT`)."""
     if not shell:
-        return [render(arg, values) for arg in command]
+        script = _shell_script_at(command)
+        return [render(arg, values, shlex.quote if index == script else str) for index, arg in enumerate(command)]
     text = command if isinstance(command, str) else " ".join(command)
     return ["/bin/sh", "-c", render(text, values, shlex.quote)]
+
+
+def _shell_script_at(command: list[str] | str) -> int | None:
+    """Where an argv list hands a shell its script (`sh -c S`, `bash -euc S`, `bash --norc -o pipefail -c S`,
+    `env X=1 bash -c S`): that word is shell code, so a value substituted into it must stay one word of data
+    (a `--set` value such as `$(rm -rf ~)` would run otherwise). None when the command runs no shell script."""
+    words = list(command)
+    at = 1 if words and Path(words[0]).name == "env" else 0
+    while 0 < at < len(words) and ("=" in words[at] or words[at].startswith("-")):   # env's own settings
+        at += 1
+    if at >= len(words) or Path(words[at]).name not in SHELLS:
+        return None
+    at += 1
+    while at < len(words) and words[at][:1] in ("-", "+"):
+        if words[at] in ("-o", "+o", "-O", "+O"):   # an option that takes the next word
+            at += 1
+        elif not words[at].startswith("--") and "c" in words[at][1:]:
+            return at + 1 if at + 1 < len(words) else None
+        at += 1
+    return None
 
 
 def _select(campaign: Campaign, only: list[str] | None, located: LocatedYaml) -> set[str]:
